@@ -1,0 +1,42 @@
+"""Error types. Every error a user can cause is a GaneditError with a message that names the file and the problem;
+the CLI prints it without a traceback and exits with status 2."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+
+class GaneditError(Exception):
+    """Base class of all user-facing errors."""
+
+
+class ImageError(GaneditError):
+    """An image file cannot be used: corrupt, truncated, unsupported, too large or too small."""
+
+    def __init__(self, path: "os.PathLike[str] | str | None", problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        where = f"{self.path}: " if self.path else ""
+        super().__init__(f"{where}{problem}")
+
+
+class DataError(GaneditError):
+    """A dataset (folder, zip, pair layout) cannot be used."""
+
+
+class CheckpointError(GaneditError):
+    """A checkpoint cannot be read, is unsafe, or does not match the model."""
+
+    def __init__(self, path: "os.PathLike[str] | str | None", problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        where = f"{self.path}: " if self.path else ""
+        super().__init__(f"{where}{problem}")
+
+
+class ConfigError(GaneditError):
+    """Options that do not fit together or do not fit the model."""
+
+
+def describe(path: Optional[str]) -> str:
+    return path if path else "<memory>"

@@ -1,0 +1,189 @@
+"""Native checkpoint format: a folder with ``config.json`` (which registered model class, every constructor
+argument, free-form metadata) and ``model.safetensors`` (the state dict). Loading needs no flags.
+
+A model class joins the format with ``@register_model("name")``: the decorator records the constructor
+arguments of every instance in ``self.config`` so that ``cls(**config)`` rebuilds it.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Type, TypeVar
+
+import torch
+
+from ganedit.errors import CheckpointError
+
+FORMAT_NAME = "ganedit"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+_REGISTRY: Dict[str, type] = {}
+T = TypeVar("T", bound=type)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"constructor argument {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def register_model(name: str) -> Callable[[T], T]:
+    """Class decorator: register ``cls`` under ``name`` and record its constructor arguments in ``self.config``."""
+
+    def wrap(cls: T) -> T:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} is registered twice")
+        original_init = cls.__init__
+        signature = inspect.signature(original_init)
+
+        @functools.wraps(original_init)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop("self", None)
+            for param in signature.parameters.values():
+                if param.kind is inspect.Parameter.VAR_KEYWORD:
+                    arguments.update(arguments.pop(param.name, {}))
+            original_init(self, *args, **kwargs)
+            # A registered subclass calls its parent's wrapped __init__ too; the outermost class wins.
+            if type(self) is cls:
+                self.config = _jsonable(arguments)
+
+        cls.__init__ = __init__  # type: ignore[assignment]
+        cls.model_type = name  # type: ignore[attr-defined]
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def registered_models() -> Dict[str, type]:
+    return dict(_REGISTRY)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_model(model: torch.nn.Module, path: "str | os.PathLike[str]", meta: Optional[Dict[str, Any]] = None) -> Path:
+    """Write ``model`` to the folder ``path`` (created if needed). Each file is replaced atomically,
+    weights first, so a crash never leaves a config that points at missing weights."""
+    from safetensors.torch import save as safetensors_save
+
+    model_type = getattr(model, "model_type", None)
+    if model_type is None or not hasattr(model, "config"):
+        raise TypeError(f"{type(model).__name__} is not a registered model (use @register_model)")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    _atomic_write_bytes(folder / WEIGHTS_FILE, safetensors_save(tensors, metadata={"format": FORMAT_NAME}))
+    record = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model_type": model_type,
+        "module": type(model).__module__,
+        "config": model.config,
+        "meta": _jsonable(meta or {}),
+    }
+    _atomic_write_bytes(folder / CONFIG_FILE, (json.dumps(record, indent=2) + "\n").encode())
+    return folder
+
+
+def read_config(path: "str | os.PathLike[str]") -> Dict[str, Any]:
+    folder = Path(path)
+    config_path = folder / CONFIG_FILE if folder.is_dir() else folder
+    try:
+        record = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(path, f"no {CONFIG_FILE} found: not a ganedit native checkpoint folder") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(config_path, f"config is not valid JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+        raise CheckpointError(config_path, "not a ganedit config (missing \"format\": \"ganedit\")")
+    if int(record.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(config_path, f"format version {record['format_version']} is newer than this ganedit supports ({FORMAT_VERSION})")
+    return record
+
+
+def model_class(record: Dict[str, Any], where: "str | os.PathLike[str]") -> type:
+    name = record.get("model_type")
+    module = str(record.get("module", ""))
+    if name not in _REGISTRY:
+        # Only ganedit's own modules are imported to find a class: a config file never names code to run.
+        if module == "ganedit" or module.startswith("ganedit."):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
+    if name not in _REGISTRY:
+        raise CheckpointError(where, f"unknown model type {name!r} (known: {', '.join(sorted(_REGISTRY)) or 'none'})")
+    return _REGISTRY[name]
+
+
+def load_model(path: "str | os.PathLike[str]", map_location: str = "cpu") -> torch.nn.Module:
+    """Rebuild a model from a native folder; foreign official checkpoints are detected and converted."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(path, "no such file or folder")
+    if p.is_file() and p.name != CONFIG_FILE:
+        from ganedit.formats.foreign import convert_foreign
+
+        return convert_foreign(p)
+    folder = p if p.is_dir() else p.parent
+    record = read_config(folder)
+    cls = model_class(record, folder)
+    try:
+        model = cls(**record.get("config", {}))
+    except TypeError as exc:
+        raise CheckpointError(folder / CONFIG_FILE, f"config does not fit {cls.__name__}: {exc}") from None
+    weights = folder / WEIGHTS_FILE
+    state = load_safetensors(weights, map_location)
+    load_state_dict_checked(model, state, weights)
+    model.eval()
+    model.checkpoint_meta = record.get("meta", {})  # type: ignore[attr-defined]
+    return model
+
+
+def load_safetensors(path: Path, map_location: str = "cpu") -> Dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise CheckpointError(path, "weights file is missing")
+    try:
+        return load_file(str(path), device=map_location)
+    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
+        raise CheckpointError(path, f"cannot read safetensors weights ({exc})") from None
+
+
+def load_state_dict_checked(model: torch.nn.Module, state: Dict[str, torch.Tensor], where: "str | os.PathLike[str]") -> None:
+    """load_state_dict with a readable report of missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:3])})")
+        raise CheckpointError(where, f"weights do not match {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)

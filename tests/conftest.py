@@ -1,0 +1,31 @@
+"""Shared fixtures. Conformance data is read from ../shared/conformance (beside the checkout) or from
+$GANEDIT_CONFORMANCE; tests that need it skip with a clear reason when it is absent (a user's clone)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def conformance_root() -> Path:
+    env = os.environ.get("GANEDIT_CONFORMANCE")
+    return Path(env) if env else REPO.parent / "shared" / "conformance"
+
+
+@pytest.fixture(scope="session")
+def conformance() -> Path:
+    root = conformance_root()
+    if not root.is_dir():
+        pytest.skip(f"conformance data not found at {root} (set GANEDIT_CONFORMANCE to run these checks)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    # Tests compare numbers; keep them independent of how many threads other work leaves us.
+    torch.manual_seed(0)
+    yield
