@@ -13,11 +13,24 @@ class GaneditError(Exception):
 class ImageError(GaneditError):
     """An image file cannot be used: corrupt, truncated, unsupported, too large or too small."""
 
-    def __init__(self, path: "os.PathLike[str] | str | None", problem: str) -> None:
+    def __init__(self, path: "os.PathLike[str] | str | None", problem: Optional[str] = None) -> None:
+        if problem is None:
+            # Rebuilt from one message string: torch's DataLoader does this when a worker raised the error
+            # (it calls type(exc)(text) with the worker's traceback); keep the original error's last line.
+            path, problem = None, _original_message(str(path), type(self).__name__)
         self.path = None if path is None else str(path)
         self.problem = problem
         where = f"{self.path}: " if self.path else ""
         super().__init__(f"{where}{problem}")
+
+
+def _original_message(text: str, type_name: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return text
+    last = lines[-1]
+    marker = f"{type_name}: "
+    return last.split(marker, 1)[1] if marker in last else last
 
 
 class DataError(GaneditError):
