@@ -10,8 +10,8 @@ class GaneditError(Exception):
     """Base class of all user-facing errors."""
 
 
-class ImageError(GaneditError):
-    """An image file cannot be used: corrupt, truncated, unsupported, too large or too small."""
+class PathError(GaneditError):
+    """An error about one file: the message is "<path>: <problem>"."""
 
     def __init__(self, path: "os.PathLike[str] | str | None", problem: Optional[str] = None) -> None:
         if problem is None:
@@ -33,23 +33,17 @@ def _original_message(text: str, type_name: str) -> str:
     return last.split(marker, 1)[1] if marker in last else last
 
 
+class ImageError(PathError):
+    """An image file cannot be used: corrupt, truncated, unsupported, too large or too small."""
+
+
+class CheckpointError(PathError):
+    """A checkpoint cannot be read, is unsafe, or does not match the model."""
+
+
 class DataError(GaneditError):
     """A dataset (folder, zip, pair layout) cannot be used."""
 
 
-class CheckpointError(GaneditError):
-    """A checkpoint cannot be read, is unsafe, or does not match the model."""
-
-    def __init__(self, path: "os.PathLike[str] | str | None", problem: str) -> None:
-        self.path = None if path is None else str(path)
-        self.problem = problem
-        where = f"{self.path}: " if self.path else ""
-        super().__init__(f"{where}{problem}")
-
-
 class ConfigError(GaneditError):
     """Options that do not fit together or do not fit the model."""
-
-
-def describe(path: Optional[str]) -> str:
-    return path if path else "<memory>"
