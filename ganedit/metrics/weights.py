@@ -1,0 +1,102 @@
+"""Finding and reading the local weight files of the pretrained metric networks (LPIPS, Inception-v3).
+
+ganedit never downloads anything: the networks are defined here and filled from files the user provides,
+either by an explicit path (a file or a folder) or from the cache folder ``$GANEDIT_CACHE`` (default
+``~/.cache/ganedit``), where each family is looked for both in the folder itself and in a subfolder named after
+it (``lpips/``, ``inception/``). When a file is missing, ``MissingWeightsError`` says which file, in what layout,
+where we looked and how to provide it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from ganedit.errors import CheckpointError, GaneditError
+
+
+
+class MissingWeightsError(GaneditError):
+    """A pretrained metric network was asked for but its weight file is not on this machine."""
+
+
+def cache_dir() -> Path:
+    """The folder searched for weight files: ``$GANEDIT_CACHE`` or ``~/.cache/ganedit``."""
+    env = os.environ.get("GANEDIT_CACHE")
+    return Path(env).expanduser() if env else Path("~/.cache/ganedit").expanduser()
+
+
+def search_folders(family: str, explicit: Optional["str | os.PathLike[str]"] = None) -> List[Path]:
+    """Folders searched, in order: an explicit folder, then the cache folder and its ``family`` subfolder."""
+    folders: List[Path] = []
+    if explicit is not None and Path(explicit).is_dir():
+        folders += [Path(explicit), Path(explicit) / family]
+    root = cache_dir()
+    folders += [root / family, root]
+    return folders
+
+
+def find_file(folders: Sequence[Path], patterns: Sequence[str]) -> Optional[Path]:
+    """First file matching one of ``patterns`` (glob) in the first folder that has one; None when none does."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for pattern in patterns:
+            hits = sorted(p for p in folder.glob(pattern) if p.is_file())
+            if hits:
+                return hits[0]
+    return None
+
+
+def read_state_dict(path: "str | os.PathLike[str]") -> Dict[str, torch.Tensor]:
+    """A flat ``{name: tensor}`` dict from a ``.safetensors`` file or a ``.pt/.pth`` state dict (read safely).
+
+    A ``.pt`` file holding ``{"state_dict": {...}}`` (a common wrapper) is unwrapped."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        if not p.is_file():
+            raise CheckpointError(p, "no such file")
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(p)))
+        except Exception as exc:  # safetensors raises its own error types on corrupt headers
+            raise CheckpointError(p, f"not a readable safetensors file: {type(exc).__name__}: {str(exc)[:300]}") from None
+    from ganedit.formats.foreign import safe_torch_load
+
+    obj = safe_torch_load(p)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(p, f"expected a state dict (a dict of tensors), found {type(obj).__name__}")
+    return dict(obj)
+
+
+def load_checked(module: torch.nn.Module, state: Dict[str, torch.Tensor], path: "str | os.PathLike[str]",
+                 ignore_prefixes: Sequence[str] = (), ignore_suffixes: Sequence[str] = ()) -> None:
+    """Strict ``load_state_dict`` whose failures become one CheckpointError naming the file.
+
+    Keys starting with ``ignore_prefixes`` or ending with ``ignore_suffixes`` may be present or absent (e.g. a
+    classifier head we do not use, BatchNorm's ``num_batches_tracked``)."""
+
+    def ignored(key: str) -> bool:
+        return key.startswith(tuple(ignore_prefixes)) or key.endswith(tuple(ignore_suffixes))
+
+    own = module.state_dict()
+    state = {k: v for k, v in state.items() if not (ignored(k) and k not in own)}
+    missing = [k for k in own if k not in state and not ignored(k)]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:4])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:4])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:3])})")
+        raise CheckpointError(path, f"does not fit {type(module).__name__}: " + "; ".join(parts))
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
