@@ -1,0 +1,155 @@
+"""The run's configuration: one flat, JSON-serialisable dict merged from the engine's defaults, the
+method's recipe defaults (``Method.defaults``, which win over the engine's) and the user's options
+(typed CLI options and ``--set key=value``, which win over both). It is stored in every checkpoint; on
+resume the checkpoint's configuration is the base and only options given explicitly override it."""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Iterable, List, Mapping, Tuple, Type
+
+from ganedit.errors import ConfigError
+from ganedit.methods.base import Method
+
+ENGINE_DEFAULTS: Dict[str, Any] = {
+    "method": "",
+    "data": "",
+    "out": "",  # empty: runs/<method>
+    "seed": 0,
+    "steps": 10000,
+    "batch": 32,  # GLOBAL batch: every rank takes batch / world_size samples per step
+    "lr": 0.002,
+    "lr_schedule": "constant",  # constant | linear | cosine (decay from lr_decay_start to the last step)
+    "lr_decay_start": 0,  # step where linear/cosine decay begins
+    "lr_warmup": 0,  # steps of linear warm-up from 0
+    "ema_kimg": 10.0,  # EMA half-life in thousands of images (for the method's ema_networks)
+    "ema_rampup": 0.0,  # > 0: half-life limited to images_seen * ema_rampup early on (StyleGAN2-ADA)
+    "precision": "fp32",  # fp32 | bf16 | fp16 (fp16 and bf16 autocast need CUDA; bf16 also runs on CPU)
+    "device": "auto",  # auto | cpu | cuda
+    "tf32": True,  # on CUDA, let fp32 matmuls/convs use TF32 tensor cores
+    "workers": 2,  # DataLoader worker processes per rank (0 = load in the training process)
+    "shuffle": True,
+    "checkpoint_every": 1000,
+    "keep": 3,  # training checkpoints kept (the newest)
+    "snapshot_every": 1000,
+    "snapshot_n": 32,
+    "log_every": 50,
+    "nan_patience": 10,  # this many non-finite steps in a row stop the run
+    "tensorboard": True,
+    "quiet": False,
+}
+
+# Options that may differ on resume without a warning: they do not change what is computed.
+RUNTIME_KEYS = {
+    "out", "data", "steps", "device", "tf32", "workers", "checkpoint_every", "keep", "snapshot_every", "snapshot_n",
+    "log_every", "nan_patience", "tensorboard", "quiet",
+}
+PRECISIONS = ("fp32", "bf16", "fp16")
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def defaults_for(method: Type[Method]) -> Dict[str, Any]:
+    cfg = dict(ENGINE_DEFAULTS)
+    cfg.update(json.loads(json.dumps(method.defaults)))  # deep copy, and proves the recipe is serialisable
+    cfg["method"] = method.name
+    return cfg
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: JSON when it parses (numbers, true/false, null, lists, objects), else the raw string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _coerce(key: str, value: Any, default: Any, raw: Any) -> Any:
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off"):
+            return value.lower() in ("yes", "on")
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        return raw if isinstance(raw, str) else str(value)
+    elif isinstance(default, list):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+    else:
+        return value
+    raise ConfigError(f"option {key}={raw!r}: expected {type(default).__name__} (like the default {json.dumps(default)})")
+
+
+def parse_sets(items: Iterable[str]) -> Dict[str, Tuple[Any, str]]:
+    """['key=value', ...] -> {key: (parsed value, raw text)}."""
+    out: Dict[str, Tuple[Any, str]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        out[key] = (parse_value(raw), raw)
+    return out
+
+
+def apply_overrides(base: Dict[str, Any], defaults: Mapping[str, Any], overrides: Mapping[str, Any], method: str) -> Dict[str, Any]:
+    """base updated with overrides, each checked against the default's type. Values may be (value, raw) pairs."""
+    cfg = dict(base)
+    for key, item in overrides.items():
+        value, raw = item if isinstance(item, tuple) else (item, item)
+        if key == "method":
+            raise ConfigError("the method is chosen by name (`ganedit train METHOD`), not with an option")
+        if key not in defaults:
+            raise ConfigError(f"unknown option {key!r} for method {method} (known: {', '.join(sorted(defaults))})")
+        cfg[key] = _coerce(key, value, defaults[key], raw)
+    check(cfg)
+    return cfg
+
+
+def check(cfg: Mapping[str, Any]) -> None:
+    """Problems that do not depend on the machine (device and world size are checked at start-up)."""
+    if cfg["precision"] not in PRECISIONS:
+        raise ConfigError(f"precision {cfg['precision']!r}: choose one of {', '.join(PRECISIONS)}")
+    if cfg["lr_schedule"] not in SCHEDULES:
+        raise ConfigError(f"lr_schedule {cfg['lr_schedule']!r}: choose one of {', '.join(SCHEDULES)}")
+    for key in ("steps", "batch"):
+        if int(cfg[key]) < 1:
+            raise ConfigError(f"{key} must be at least 1, got {cfg[key]}")
+    for key in ("checkpoint_every", "snapshot_every", "log_every", "lr_warmup", "lr_decay_start", "workers"):
+        if int(cfg[key]) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {cfg[key]}")
+    if int(cfg["keep"]) < 1:
+        raise ConfigError(f"keep must be at least 1, got {cfg['keep']}")
+    if int(cfg["nan_patience"]) < 1:
+        raise ConfigError(f"nan_patience must be at least 1, got {cfg['nan_patience']}")
+
+
+def resolve(method: Type[Method], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """The configuration of a fresh run."""
+    defaults = defaults_for(method)
+    cfg = apply_overrides(defaults, defaults, overrides, method.name)
+    if not cfg["out"]:
+        cfg["out"] = f"runs/{method.name}"
+    return cfg
+
+
+def resume_config(method: Type[Method], saved: Mapping[str, Any], overrides: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
+    """The configuration of a resumed run: the checkpoint's, with the explicitly given options on top.
+    Returns it with the list of changed keys that make the continuation differ from an uninterrupted run."""
+    defaults = defaults_for(method)
+    base = dict(defaults)
+    base.update({k: v for k, v in saved.items() if k in defaults})  # keys a newer recipe dropped are ignored
+    cfg = apply_overrides(base, defaults, overrides, method.name)
+    changed = [k for k in sorted(overrides) if k not in RUNTIME_KEYS and saved.get(k) != cfg[k]]
+    return cfg, changed

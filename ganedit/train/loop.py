@@ -1,0 +1,365 @@
+"""The training loop shared by every method (see ganedit/methods/base.py for what a method provides).
+
+One step: take this rank's share of the next global batch, set the learning rates for the step, run the
+method's ``train_step`` (its phases call ``ctx.optimize``), update EMA copies (rank 0), count images, apply
+the NaN/Inf guard, log, snapshot, checkpoint. SIGTERM/SIGINT finish the current step, write a checkpoint
+and return cleanly (a second signal acts as usual). At the end a final checkpoint and the inference model
+(``<out>/model``: config.json + model.safetensors, loadable with ``ganedit.load``) are written.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Type
+
+import numpy as np
+import torch
+
+from ganedit.errors import CheckpointError, ConfigError, GaneditError
+from ganedit.methods import get_method
+from ganedit.methods.base import Method
+from ganedit.train import checkpoint as ckpt
+from ganedit.train import distributed as dist_util
+from ganedit.train.config import resolve, resume_config
+from ganedit.train.context import TrainContext, _mix
+from ganedit.train.data import ShardedBatchSampler, make_loader, to_device
+from ganedit.train.ema import EMA
+from ganedit.train.logs import RunLogger
+from ganedit.train.schedules import LRSchedule
+
+
+class TrainingDiverged(GaneditError):
+    """Too many consecutive steps with non-finite losses or gradients."""
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed & 0xFFFFFFFF)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Any:
+    """Run a block without disturbing the global generators (snapshots must not change the run)."""
+    state = ckpt.rng_state()
+    try:
+        yield
+    finally:
+        ckpt.set_rng_state(state)
+
+
+class Trainer:
+    """Builds a run from a resolved configuration (and optionally a loaded checkpoint), then ``run()``s it."""
+
+    def __init__(self, method_cls: Type[Method], cfg: Dict[str, Any], resume: Optional[Dict[str, Any]] = None, resume_path: Optional[Path] = None) -> None:
+        self.cfg = cfg
+        self.info = dist_util.init(str(cfg["device"]))
+        info = self.info
+        if cfg["batch"] % info.world_size:
+            raise ConfigError(
+                f"--batch {cfg['batch']} is the global batch and must be divisible by the number of processes "
+                f"({info.world_size}); each process takes batch / processes samples"
+            )
+        if info.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = bool(cfg["tf32"])
+            torch.backends.cudnn.allow_tf32 = bool(cfg["tf32"])
+            torch.backends.cudnn.benchmark = True
+        self.out = Path(cfg["out"])
+        self.main = info.is_main
+        self.global_batch = int(cfg["batch"])
+        self.steps = int(cfg["steps"])
+
+        # Same seed on every rank: identical initial weights (also broadcast from rank 0 below).
+        seed = int(cfg["seed"])
+        seed_all(seed)
+        self.method = method_cls(cfg)
+        self.dataset = self.method.build_data()
+        nets, opts = self.method.build(info.device)
+        self.method.device, self.method.nets, self.method.opts = info.device, nets, opts
+        self.nets, self.opts = nets, opts
+        dist_util.broadcast_parameters(info, list(nets.values()))
+        self.ctx = TrainContext(cfg, info, opts)
+        self.schedule = LRSchedule(cfg, opts)
+        names = tuple(method_cls.ema_networks)
+        self.ema = EMA(nets, names, cfg["ema_kimg"], cfg["ema_rampup"]) if names and self.main else None
+        self.method.ema = dict(self.ema.copies) if self.ema else {n: nets[n] for n in names}
+
+        self.fixed: Any = None
+        has_snapshots = type(self.method).snapshot is not Method.snapshot
+        if self.main and has_snapshots and int(cfg["snapshot_every"]) > 0:
+            with preserved_rng():
+                fixed = self.method.snapshot_inputs(self.dataset, int(cfg["snapshot_n"]), torch.Generator().manual_seed(seed))
+            self.fixed = to_device(fixed, info.device)
+
+        # From here on every rank draws its own stream (dropout, crops differ across ranks, as they should).
+        seed_all(_mix(seed, info.rank, 0x747261696E))
+        self.step = 0
+        self.images_seen = 0
+        self.bad_streak = 0
+        self.last_checkpoint_step = -1
+        self.resumed_from = resume_path
+        if resume is not None:
+            self._restore(resume, resume_path)
+        self.stopped_by: Optional[str] = None
+        self.step_times: List[float] = []
+        self.timings: Dict[str, List[float]] = {"checkpoint": [], "snapshot": [], "export": []}
+        self._signal: Optional[str] = None
+        self._previous_handlers: Dict[int, Any] = {}
+        self.logger: Optional[RunLogger] = None
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    def _restore(self, state: Dict[str, Any], path: Optional[Path]) -> None:
+        where = path or "checkpoint"
+        for name, net in self.nets.items():
+            if name not in state["nets"]:
+                raise CheckpointError(where, f"has no weights for network {name!r}")
+            try:
+                net.load_state_dict(state["nets"][name])
+            except RuntimeError as exc:
+                raise CheckpointError(where, f"network {name!r} does not match this configuration: {str(exc)[:300]}") from None
+        for name, opt in self.opts.items():
+            if name in state["opts"]:
+                opt.load_state_dict(state["opts"][name])
+        self.schedule.restore_base()
+        if self.ema is not None:
+            absent = self.ema.load_state_dict(state.get("ema", {}))
+            for name in absent:
+                print(f"warning: {where} has no EMA copy of {name}; it restarts from the network", file=sys.stderr)
+        self.ctx.load_state_dict(state.get("ctx", {}))
+        ranks = state["ranks"]
+        if len(ranks) == self.info.world_size:
+            mine = ranks[self.info.rank]
+            ckpt.set_rng_state(mine["rng"])
+        else:
+            mine = ranks[0]
+            if self.main:
+                print(
+                    f"warning: {where} was written by {len(ranks)} process(es), this run has {self.info.world_size}: "
+                    "random streams restart (the data order continues exactly)",
+                    file=sys.stderr,
+                )
+        self.method.load_extra_state(mine.get("extra", {}))
+        self.step = int(state["step"])
+        self.images_seen = int(state["images_seen"])
+        self.bad_streak = int(state.get("bad_streak", 0))
+        self.last_checkpoint_step = self.step
+
+    def state_dict(self, ranks: List[Dict[str, Any]]) -> Dict[str, Any]:
+        epoch, index = self.sampler.position(self.step)
+        return {
+            "format": ckpt.FORMAT,
+            "version": ckpt.VERSION,
+            "method": self.method.name,
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "epoch": epoch,
+            "batch_in_epoch": index,
+            "dataset_len": len(self.dataset),  # type: ignore[arg-type]
+            "world_size": self.info.world_size,
+            "bad_streak": self.bad_streak,
+            "config": dict(self.cfg),
+            "nets": {name: net.state_dict() for name, net in self.nets.items()},
+            "ema": self.ema.state_dict() if self.ema else {},
+            "opts": {name: opt.state_dict() for name, opt in self.opts.items()},
+            "ctx": self.ctx.state_dict(),
+            "ranks": ranks,
+        }
+
+    def checkpoint(self) -> Optional[Path]:
+        """Write a training checkpoint (a collective: every rank must call it at the same step)."""
+        t0 = time.perf_counter()
+        local = {"rng": ckpt.rng_state(), "extra": self.method.extra_state()}
+        ranks = dist_util.all_gather_objects(self.info, local)
+        self.last_checkpoint_step = self.step
+        if not self.main:
+            return None
+        folder = ckpt.checkpoint_dir(self.out)
+        path = ckpt.save_atomic(self.state_dict(ranks), folder / ckpt.checkpoint_name(self.step))
+        ckpt.prune(folder, int(self.cfg["keep"]))
+        self.timings["checkpoint"].append(time.perf_counter() - t0)
+        if self.logger:
+            self.logger.event(self.step, "checkpoint", path=str(path))
+        return path
+
+    def snapshot(self) -> Optional[Path]:
+        if not self.main or self.fixed is None:
+            return None
+        t0 = time.perf_counter()
+        with preserved_rng(), torch.no_grad():
+            images = self.method.snapshot(self.fixed)
+        if images is None:
+            self.fixed = None  # the method has no snapshots
+            return None
+        from ganedit.data.io import make_grid, write_image
+
+        grid = make_grid(images.detach().float().cpu(), nrow=self.method.snapshot_columns)
+        path = self.out / "snapshots" / f"step-{self.step:09d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image(grid, path)
+        if self.logger:
+            self.logger.image(self.step, grid)
+        self.timings["snapshot"].append(time.perf_counter() - t0)
+        return path
+
+    def export(self) -> Path:
+        from ganedit.formats.native import save_model
+
+        t0 = time.perf_counter()
+        meta = {"method": self.method.name, "step": self.step, "images_seen": self.images_seen, "train_config": dict(self.cfg)}
+        path = save_model(self.method.export(), self.out / "model", meta=meta)
+        self.timings["export"].append(time.perf_counter() - t0)
+        return path
+
+    # -- signals -------------------------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signal = signal.Signals(signum).name
+        # A second signal acts as it would without us (SIGINT: KeyboardInterrupt, SIGTERM: terminate).
+        signal.signal(signum, self._previous_handlers.get(signum, signal.SIG_DFL))
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers.clear()
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def run(self) -> "Trainer":
+        cfg, info = self.cfg, self.info
+        self.sampler = ShardedBatchSampler(
+            len(self.dataset), self.global_batch, info.rank, info.world_size, int(cfg["seed"]), bool(cfg["shuffle"]), self.step  # type: ignore[arg-type]
+        )
+        if self.main:
+            ckpt.remove_temporaries(ckpt.checkpoint_dir(self.out))
+            self.out.mkdir(parents=True, exist_ok=True)
+            # Records past the starting step belong to a run that was killed (or, at step 0, never checkpointed).
+            RunLogger.truncate_after(self.out, self.step if self.resumed_from is not None else -1)
+            (self.out / "train_config.json").write_text(json.dumps(self.cfg, indent=2) + "\n")
+        self.logger = RunLogger(
+            self.out, enabled=self.main, quiet=bool(cfg["quiet"]), tensorboard=bool(cfg["tensorboard"]),
+            total_steps=self.steps, start_step=self.step, global_batch=self.global_batch,
+        )
+        log = self.logger
+        if self.resumed_from is not None:
+            log.event(self.step, "resume", path=str(self.resumed_from))
+            log.info(f"resumed from {self.resumed_from} at step {self.step} ({self.images_seen} images)")
+        log.info(
+            f"{self.method.name}: {len(self.dataset)} training items, global batch {self.global_batch} = "  # type: ignore[arg-type]
+            f"{info.world_size} process(es) x {self.global_batch // info.world_size}, {self.steps} steps, "
+            f"{cfg['precision']} on {info.device}, run folder {self.out}"
+        )
+        loader = make_loader(self.dataset, self.sampler, int(cfg["workers"]), pin=info.device.type == "cuda")
+        batches = iter(loader)
+        log_every, snap_every, ckpt_every = int(cfg["log_every"]), int(cfg["snapshot_every"]), int(cfg["checkpoint_every"])
+        patience = int(cfg["nan_patience"])
+        self._install_signals()
+        try:
+            if self.step == 0 and snap_every > 0:
+                self.snapshot()
+            while self.step < self.steps:
+                t0 = time.perf_counter()
+                batch = to_device(next(batches), info.device)
+                lr_factor = self.schedule.set(self.step)
+                self.ctx.begin(self.step, self.images_seen)
+                outputs = self.method.train_step(batch, self.ctx)
+                self.step += 1
+                self.images_seen += self.global_batch
+                if self.ema is not None:
+                    self.ema.update(self.global_batch, self.images_seen)
+                if self.ctx.overflows:
+                    log.event(self.step, "fp16_overflow", phases=list(self.ctx.overflows))
+                if self.ctx.skipped:
+                    self.bad_streak += 1
+                    log.event(self.step, "nonfinite", phases=list(self.ctx.skipped), streak=self.bad_streak)
+                    log.warn(f"step {self.step}: non-finite loss or gradient in {', '.join(self.ctx.skipped)}; update skipped ({self.bad_streak} in a row)")
+                    if self.bad_streak >= patience:
+                        path = self.checkpoint()
+                        raise TrainingDiverged(
+                            f"training stopped at step {self.step}: {self.bad_streak} steps in a row had non-finite losses or "
+                            f"gradients (updates were skipped, so the weights are the last good ones; checkpoint "
+                            f"{path or ckpt.checkpoint_dir(self.out)}). Try a lower --lr, --precision fp32, or a larger "
+                            f"nan_patience, then continue with --resume."
+                        )
+                else:
+                    self.bad_streak = 0
+                log.step_done(outputs)
+                if log_every and self.step % log_every == 0:
+                    log.flush_scalars(self.step, self.images_seen, {"lr_factor": lr_factor})
+                if snap_every and self.step % snap_every == 0:
+                    self.snapshot()
+                stop = dist_util.any_rank(info, self._signal is not None)
+                if stop:
+                    self.stopped_by = self._signal or "peer"
+                    self.checkpoint()
+                    log.info(f"{self.stopped_by}: stopped after step {self.step}; checkpoint written, continue with --resume auto")
+                    log.event(self.step, "stopped", signal=self.stopped_by)
+                    break
+                if ckpt_every and self.step % ckpt_every == 0:
+                    self.checkpoint()
+                self.step_times.append(time.perf_counter() - t0)
+            else:
+                if self.last_checkpoint_step != self.step:
+                    self.checkpoint()
+                if self.main:
+                    path = self.export()
+                    log.event(self.step, "export", path=str(path))
+                    log.info(f"done: {self.step} steps, {self.images_seen} images; model written to {path}")
+        finally:
+            self._restore_signals()
+            log.close()
+        return self
+
+
+def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = None, dry_run: bool = False) -> Optional[Trainer]:
+    """Resolve the configuration (fresh, or from a checkpoint plus explicit ``overrides``) and train.
+    ``dry_run`` prints the resolved configuration as JSON and returns None. Launch under torchrun for DDP."""
+    method_cls = get_method(method)
+    cfg = resolve(method_cls, overrides)
+    found = ckpt.resolve_resume(resume, cfg["out"]) if resume else None
+    state, path = None, None
+    if found is not None:
+        path, state = found
+        if state.get("method") not in (None, method_cls.name):
+            raise CheckpointError(path, f"was written by method {state.get('method')!r}, not {method_cls.name!r}")
+        cfg, changed = resume_config(method_cls, state["config"], overrides)
+        if changed and not dry_run:
+            print(
+                f"warning: resuming with changed options ({', '.join(changed)}); the continuation differs from an "
+                "uninterrupted run", file=sys.stderr,
+            )
+    elif resume and resume != "auto":
+        raise CheckpointError(resume, "no checkpoint to resume from")
+    else:
+        existing = ckpt.list_checkpoints(ckpt.checkpoint_dir(cfg["out"]))
+        if existing:
+            # A fresh run would interleave its checkpoints with the old ones, and --resume auto would later
+            # pick whichever has the highest step: refuse instead of mixing two runs.
+            raise ConfigError(
+                f"run folder {cfg['out']} already holds training checkpoints (newest {existing[0][1].name}): "
+                "continue it with --resume auto, or choose another --out"
+            )
+    if dry_run:
+        print(json.dumps(cfg, indent=2))
+        return None
+    if found is None and resume == "auto" and not cfg["quiet"] and int(os.environ.get("RANK", "0")) == 0:
+        print(f"no checkpoint in {ckpt.checkpoint_dir(cfg['out'])}: starting a new run", file=sys.stderr)
+    trainer = None
+    try:
+        trainer = Trainer(method_cls, cfg, state, path)
+        return trainer.run()
+    finally:
+        if trainer is not None:
+            dist_util.shutdown(trainer.info)
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
