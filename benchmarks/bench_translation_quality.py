@@ -1,0 +1,221 @@
+"""pix2pix and CycleGAN against the ground truth of the synthetic world (issue §5).
+
+    python -m benchmarks.bench_translation_quality [--minutes 20] [--size 64] [--methods pix2pix cyclegan]
+
+The paired task: A is a synthetic image in domain X, the answer B is the same structure rendered with the
+appearance mapped to domain Y (``ganedit.data.synthetic.to_domain_y``), known for every input. Each method is
+trained on this CPU with the engine (``ganedit.train``) for at most ``--minutes`` of wall time: a short
+calibration run measures the step time and the number of steps is set so that the whole run (the linear decay
+included) fits; a timer stops the run cleanly if the machine slows down. pix2pix trains on 2000 pairs, CycleGAN
+on 2000 A and 2000 B images from independent factors (unpaired). Both are evaluated in eval mode on 200 new test
+pairs (other seeds) by PSNR and SSIM against the ground truth, next to two baselines:
+
+* copy-input: B := A;
+* Lab colour transfer (Reinhard et al. 2001): each channel of A in CIELAB is shifted and scaled from A's own mean
+  and standard deviation to domain Y's (the average per-image statistics of the training B images).
+
+Writes ``docs/results/translation/ground_truth_grid.png`` (rows: input, colour transfer, pix2pix, CycleGAN, ground
+truth; 8 test images) and the "translation_quality" section of BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared cores: see bench_translation.py
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Dict, Tuple  # noqa: E402
+
+import torch  # noqa: E402
+
+from benchmarks.common import REPO, machine_line, write_section  # noqa: E402
+
+TRAIN_COUNT, TEST_COUNT, TEST_SEED = 2000, 200, 1000
+RECIPES = {
+    # small nets for 64 px on a CPU; everything else is the official recipe (ganedit/methods/*.py)
+    "pix2pix": {"netG": "unet_64", "ngf": 32, "ndf": 32, "batch": 4},
+    "cyclegan": {"netG": "resnet_6blocks", "ngf": 16, "ndf": 32, "batch": 1},
+}
+GRID_PATH = REPO / "docs" / "results" / "translation" / "ground_truth_grid.png"
+
+
+# ------------------------------------------------------------------------------------------------ colour transfer
+
+
+def _srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
+    return torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
+    c = c.clamp(min=0)
+    return torch.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+_RGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64)
+_WHITE = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)  # D65
+
+
+def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
+    """[N, 3, H, W] in [-1, 1] (sRGB) -> CIELAB (L in [0, 100]), float64."""
+    rgb = _srgb_to_linear((x.double() + 1) / 2)
+    xyz = torch.einsum("ij,njhw->nihw", _RGB_TO_XYZ, rgb) / _WHITE.view(1, 3, 1, 1)
+    f = torch.where(xyz > (6 / 29) ** 3, xyz.clamp(min=1e-12) ** (1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    fy = (lab[:, 0] + 16) / 116
+    f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], 1)
+    xyz = torch.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _WHITE.view(1, 3, 1, 1)
+    rgb = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_XYZ), xyz)
+    return (_linear_to_srgb(rgb) * 2 - 1).clamp(-1, 1).float()
+
+
+def lab_stats(images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    lab = rgb_to_lab(images).flatten(2)
+    return lab.mean(2), lab.std(2)
+
+
+def colour_transfer(a: torch.Tensor, target_mean: torch.Tensor, target_std: torch.Tensor) -> torch.Tensor:
+    """Reinhard transfer of every image of ``a`` to the given Lab channel statistics."""
+    lab = rgb_to_lab(a)
+    mean, std = lab.flatten(2).mean(2), lab.flatten(2).std(2)
+    out = (lab - mean[..., None, None]) / std.clamp(min=1e-6)[..., None, None] * target_std.view(1, 3, 1, 1) + target_mean.view(1, 3, 1, 1)
+    return lab_to_rgb(out)
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+
+def _train(method: str, size: int, minutes: float, out: Path) -> Dict[str, float]:
+    """Train within the time budget; returns timing facts. The exported model is in out/model."""
+    from ganedit.train.loop import train
+
+    base = {**RECIPES[method], "data": f"synthetic:{TRAIN_COUNT}", "crop_size": size, "workers": 0, "device": "cpu",
+            "tensorboard": False, "quiet": True, "log_every": 5, "snapshot_every": 0, "seed": 0}
+    start = time.perf_counter()
+    calib = train(method, {**base, "steps": 15, "checkpoint_every": 0, "out": str(out / "calibration")})
+    rows = [json.loads(line) for line in (out / "calibration" / "metrics.jsonl").read_text().splitlines()]
+    step_s = 1.0 / [r["speed/it_per_s"] for r in rows if "speed/it_per_s" in r][-1]
+    del calib
+    budget = minutes * 60 - (time.perf_counter() - start) - 20  # 20 s for start-up and export
+    steps = max(10, int(budget / step_s * 0.85))  # margin for the machine slowing down (shared cores)
+    # Safety: stop cleanly (the engine exports the model) if the budget runs out anyway.
+    deadline = threading.Timer(minutes * 60 - (time.perf_counter() - start), lambda: os.kill(os.getpid(), signal.SIGINT))
+    deadline.start()
+    try:
+        trainer = train(method, {**base, "steps": steps, "checkpoint_every": 500, "out": str(out / "run")})
+    finally:
+        deadline.cancel()
+    if not (out / "run" / "model").exists():  # stopped by the timer: the engine checkpointed but did not export
+        import ganedit
+
+        ganedit.save(trainer.method.export(), out / "run" / "model")
+    facts = {"steps_planned": steps, "steps_done": trainer.step, "images": trainer.step * RECIPES[method]["batch"],
+             "seconds": round(time.perf_counter() - start, 1), "stopped_by": trainer.stopped_by or ""}
+    (out / "facts.json").write_text(json.dumps(facts) + "\n")
+    return facts
+
+
+def _facts_from_logs(method: str, out: Path) -> Dict[str, float]:
+    """For --evaluate-only on runs made before facts.json existed: read steps and times from the run's logs
+    (seconds from the calibration's first log line to the run's last event: a slight underestimate)."""
+    facts_file = out / "facts.json"
+    if facts_file.exists():
+        return json.loads(facts_file.read_text())
+    rows = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    first = json.loads((out / "calibration" / "metrics.jsonl").read_text().splitlines()[0])["time"]
+    planned = json.loads((out / "run" / "train_config.json").read_text())["steps"]
+    done = max(r["step"] for r in rows)
+    stopped = [r.get("signal", "") for r in rows if r.get("event") == "stopped"]
+    return {"steps_planned": planned, "steps_done": done, "images": done * RECIPES[method]["batch"],
+            "seconds": round(rows[-1]["time"] - first, 1), "stopped_by": stopped[-1] if stopped else ""}
+
+
+def _evaluate(model: torch.nn.Module, a: torch.Tensor) -> torch.Tensor:
+    from ganedit.models.cyclegan import select_generator
+
+    g = select_generator(model, "AtoB").eval()
+    with torch.inference_mode():
+        return torch.cat([g(chunk) for chunk in a.split(50)]).clamp(-1, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="wall-time budget per method")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--methods", nargs="+", default=["pix2pix", "cyclegan"], choices=sorted(RECIPES))
+    parser.add_argument("--out", default="runs/translation_quality", help="run folders (checkpoints, models)")
+    parser.add_argument("--evaluate-only", action="store_true", help="evaluate the models already trained in --out")
+    parser.add_argument("--no-write", action="store_true", help="print only (no BENCHMARKS.md section, no grid)")
+    args = parser.parse_args()
+
+    import ganedit
+    from ganedit.data.io import write_grid
+    from ganedit.methods.pix2pix import synthetic_pairs
+    from ganedit.metrics.image import psnr, ssim
+
+    print(machine_line(), flush=True)
+    test = synthetic_pairs(TEST_COUNT, args.size, TEST_SEED, paired=True)
+    a, b = test.a, test.b
+    train_b = synthetic_pairs(TRAIN_COUNT, args.size, 0, paired=False).b  # the CycleGAN B set (no pairing used)
+    mean, std = lab_stats(train_b)
+    outputs = {"copy-input": a.clone(), "Lab colour transfer": colour_transfer(a, mean.mean(0), std.mean(0))}
+    facts: Dict[str, Dict[str, float]] = {}
+    for method in args.methods:
+        out = Path(args.out) / method
+        if args.evaluate_only:
+            facts[method] = _facts_from_logs(method, out)
+        else:
+            print(f"training {method} for at most {args.minutes:g} min ...", flush=True)
+            facts[method] = _train(method, args.size, args.minutes, out)
+        print(f"  {facts[method]}", flush=True)
+        outputs[method] = _evaluate(ganedit.load(out / "run" / "model"), a)
+
+    scores = {name: (psnr(y, b).mean().item(), ssim(y, b).mean().item()) for name, y in outputs.items()}
+    for name, (p, s) in scores.items():
+        print(f"{name:20s} PSNR {p:6.2f} dB  SSIM {s:.3f}", flush=True)
+
+    best_baseline = max(scores["copy-input"][0], scores["Lab colour transfer"][0])
+    cmd = "python -m benchmarks.bench_translation_quality" + (f" --minutes {args.minutes:g}" if args.minutes != 20 else "") + f" --out {args.out}"
+    evaluated = f" (then `{cmd} --evaluate-only`)" if args.evaluate_only else ""
+    lines = [
+        "## Translation quality against the synthetic world's ground truth (64 px, CPU)",
+        "",
+        f"Command: `{cmd}`{evaluated}. Machine: {machine_line()}; load average at the end {os.getloadavg()[0]:.1f} (shared cores).",
+        f"Task: domain X -> domain Y of the synthetic world, same factors; {TRAIN_COUNT} training images per domain, "
+        f"{TEST_COUNT} test pairs from seed {TEST_SEED}; eval mode; PSNR / SSIM on [-1, 1] images against the ground truth.",
+        "",
+        "| method | training | PSNR dB | SSIM | PSNR gain over best baseline |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, (p, s) in scores.items():
+        if name in facts:
+            f = facts[name]
+            spec = ", ".join(f"{k} {v}" for k, v in RECIPES[name].items())
+            training = f"{f['steps_done']} steps ({f['images']} images) in {f['seconds'] / 60:.1f} min; {spec}"
+            if f["stopped_by"]:
+                training += f"; stopped at the time limit after {f['steps_done']} of {f['steps_planned']} planned steps (linear decay unfinished)"
+            gain = f"{p - best_baseline:+.2f} dB"
+        else:
+            training, gain = "none (baseline)", ""
+        lines.append(f"| {name} | {training} | {p:.2f} | {s:.3f} | {gain} |")
+    lines += ["", f"Grid (rows: input (= copy-input), colour transfer, {', '.join(args.methods)}, ground truth): "
+              f"`{GRID_PATH.relative_to(REPO)}`."]
+    markdown = "\n".join(lines)
+    print()
+    print(markdown)
+    if not args.no_write:
+        rows = [a[:8]] + [outputs[k][:8] for k in outputs if k != "copy-input"] + [b[:8]]
+        GRID_PATH.parent.mkdir(parents=True, exist_ok=True)
+        write_grid(torch.cat(rows), GRID_PATH, nrow=8)
+        write_section("translation_quality", markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""pix2pix networks (Isola et al. 2017) with the state-dict layout of the official junyanz code, so that its
+``latest_net_G.pth`` / ``latest_net_D.pth`` files load without renaming a key:
+
+* ``UnetGenerator``: the recursive U-Net (``num_downs`` 8 = unet_256, 7 = unet_128, any depth >= 5);
+* ``NLayerDiscriminator``: the PatchGAN (n_layers 3 = the 70x70 "basic" D);
+* ``PixelDiscriminator``: the 1x1 PixelGAN.
+
+Shared pieces used by the CycleGAN generator too: ``make_norm`` (batch / instance / none, with the official
+bias rule), ``init_weights`` (the official normal init, gain 0.02), the two test modes and dropout-mask replay.
+
+Test modes (DESIGN.md §3): ``"eval"`` is ``model.eval()`` (running BatchNorm statistics, no dropout, i.e. the
+official ``test.py --eval``); ``"official"`` is the official default, the net left in train mode: BatchNorm uses the
+statistics of the batch and Dropout(0.5) stays on. For nets with InstanceNorm and no dropout the two coincide.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, Iterator, List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganedit.errors import ConfigError
+from ganedit.formats.native import register_model
+
+NORMS = ("batch", "instance", "none")
+TEST_MODES = ("eval", "official")
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """Instance normalisation without affine parameters or running statistics (the official setting).
+
+    Computed as group norm with one channel per group: the same numbers, but PyTorch's CPU group-norm kernel keeps
+    channels_last and is several times faster than its instance-norm path, which reshapes to a batch norm."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__(num_features, eps=eps, affine=False, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_features, eps=self.eps)
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """The official norm layer factory: BatchNorm2d(affine, running stats), InstanceNorm2d (no affine, no running
+    stats) or Identity for ``"none"``."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    if norm == "instance":
+        return InstanceNorm2d(channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ConfigError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
+
+
+def uses_bias(norm: str) -> bool:
+    """The official bias rule: convolutions followed by a norm have a bias only with InstanceNorm (with "none" the
+    official factory is a plain function, so its check also gives False)."""
+    return norm == "instance"
+
+
+@torch.no_grad()
+def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> None:
+    """The official initialisation: conv weights ~ N(0, gain) (or xavier / kaiming / orthogonal), conv biases 0,
+    BatchNorm weights ~ N(1, gain) and biases 0. Modules are visited children first, like ``Module.apply``."""
+
+    def visit(m: nn.Module) -> None:
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if init_type == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            elif init_type == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            elif init_type == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif init_type == "orthogonal":
+                nn.init.orthogonal_(m.weight, gain=gain)
+            else:
+                raise ConfigError(f"unknown init type {init_type!r}: choose normal, xavier, kaiming or orthogonal")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+    net.apply(visit)
+
+
+def check_size(x: torch.Tensor, multiple: int, what: str) -> None:
+    """Raise a ConfigError unless both image sides are positive multiples of ``multiple``."""
+    if x.dim() != 4:
+        raise ConfigError(f"{what} expects a batch of images [N, C, H, W], got shape {tuple(x.shape)}")
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if h % multiple or w % multiple or h == 0 or w == 0:
+        raise ConfigError(
+            f"{what} needs image sides that are multiples of {multiple}; got {w}x{h} "
+            f"(resize or crop, e.g. to {max(multiple, round(w / multiple) * multiple)}x{max(multiple, round(h / multiple) * multiple)})"
+        )
+
+
+def set_test_mode(model: nn.Module, mode: str) -> nn.Module:
+    """``"eval"``: model.eval(); ``"official"``: the official test default, train mode (batch statistics, dropout
+    on; note that BatchNorm then also updates its running buffers, as in the official code)."""
+    if mode == "eval":
+        return model.eval()
+    if mode == "official":
+        return model.train()
+    raise ConfigError(f"unknown test mode {mode!r}: choose one of {', '.join(TEST_MODES)}")
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+class ReplayDropout(nn.Module):
+    """Dropout with a fixed keep-mask: ``x * mask / (1 - p)``, to reproduce a recorded train-mode forward."""
+
+    def __init__(self, mask: torch.Tensor, p: float = 0.5) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.to(torch.float32), persistent=False)
+        self.scale = 1.0 / (1.0 - p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask * self.scale
+
+
+def dropout_sites(model: nn.Module) -> List[str]:
+    """Module paths of every Dropout in the model (the names that ``replay_dropout`` accepts)."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Dropout)]
+
+
+@contextlib.contextmanager
+def replay_dropout(model: nn.Module, masks: Dict[str, torch.Tensor]) -> Iterator[nn.Module]:
+    """Temporarily replace the Dropout modules named in ``masks`` by ReplayDropout with those keep-masks."""
+    originals = {}
+    try:
+        for name, mask in masks.items():
+            original = model.get_submodule(name)
+            if not isinstance(original, nn.Dropout):
+                raise ConfigError(f"{name} is not a dropout site (sites: {', '.join(dropout_sites(model)) or 'none'})")
+            originals[name] = original
+            model.set_submodule(name, ReplayDropout(mask, original.p))
+        yield model
+    finally:
+        for name, original in originals.items():
+            model.set_submodule(name, original)
+
+
+class UpConv(nn.ConvTranspose2d):
+    """ConvTranspose2d (same parameters and keys) that computes small inputs as one GEMM followed by col2im.
+
+    The U-Net's deepest decoder levels see 1x1 to 8x8 maps with 512-1024 channels; there PyTorch's transposed
+    convolution runs at a few GFLOP/s while a plain matrix product of the whole batch against the weight runs near
+    peak. Larger maps (and tracing for ONNX export) use the regular kernel."""
+
+    gemm_max_positions = 256  # N*H*W up to which the GEMM path is used
+
+    def forward(self, x: torch.Tensor, output_size: Optional[List[int]] = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if (output_size is not None or self.groups != 1 or self.dilation != (1, 1) or n * h * w > self.gemm_max_positions
+                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            return super().forward(x, output_size)
+        kh, kw = self.kernel_size
+        cout = self.out_channels
+        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+        weight = self.weight
+        if weight.is_contiguous():  # [cin, cout * kh * kw], column index cout-major
+            cols = (rows @ weight.reshape(c, cout * kh * kw)).view(n, h * w, cout * kh * kw).transpose(1, 2)
+        else:  # channels_last weight: memory is [cin, kh, kw, cout], so this reshape is a view
+            cols = rows @ weight.permute(0, 2, 3, 1).reshape(c, kh * kw * cout)
+            cols = cols.view(n, h * w, kh * kw, cout).permute(0, 3, 2, 1).reshape(n, cout * kh * kw, h * w)
+        out_h = (h - 1) * self.stride[0] - 2 * self.padding[0] + kh + self.output_padding[0]
+        out_w = (w - 1) * self.stride[1] - 2 * self.padding[1] + kw + self.output_padding[1]
+        # fold needs the padded extent; crop the padding (and nothing else) afterwards
+        full = F.fold(cols, (out_h + 2 * self.padding[0], out_w + 2 * self.padding[1]), (kh, kw), stride=self.stride)
+        out = full[:, :, self.padding[0] : self.padding[0] + out_h, self.padding[1] : self.padding[1] + out_w]
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) and c > 1 else out.contiguous()
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """One U-Net level: ``x -> [x, up(sub(down(x)))]`` (concatenated on channels), or without the concatenation at
+    the outermost level. ``self.model`` is a Sequential whose indices match the official keys:
+    outermost [down-conv, sub, ReLU, up-conv, Tanh]; innermost [LReLU, down-conv, ReLU, up-conv, up-norm];
+    middle [LReLU, down-conv, down-norm, sub, ReLU, up-conv, up-norm, (Dropout)]."""
+
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: Optional[int] = None,
+        submodule: Optional[nn.Module] = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm: str = "batch",
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        self.outermost = outermost
+        input_nc = outer_nc if input_nc is None else input_nc
+        bias = uses_bias(norm)
+        down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        # The official LeakyReLU is in place and so also rewrites the skip tensor; the parent applies ReLU to the
+        # concatenation next, and ReLU(LReLU(d)) == ReLU(d), so an out-of-place LReLU gives identical outputs.
+        down_act = nn.LeakyReLU(0.2)
+        up_act = nn.ReLU(inplace=True)
+        if outermost:
+            up_conv = UpConv(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers: List[nn.Module] = [down_conv, submodule, up_act, up_conv, nn.Tanh()]
+        elif innermost:
+            up_conv = UpConv(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [down_act, down_conv, up_act, up_conv, make_norm(norm, outer_nc)]
+        else:
+            up_conv = UpConv(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [down_act, down_conv, make_norm(norm, inner_nc), submodule, up_act, up_conv, make_norm(norm, outer_nc)]
+            if use_dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+@register_model("pix2pix.UnetGenerator")
+class UnetGenerator(nn.Module):
+    """The pix2pix U-Net: ``num_downs`` stride-2 levels (8 = unet_256, 7 = unet_128), so each image side must be
+    a multiple of 2**num_downs. Channels ngf, 2ngf, 4ngf, then 8ngf for every deeper level; dropout 0.5 in the
+    three decoder levels next to the bottleneck (pix2pix default: on)."""
+
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        use_dropout: bool = True,
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ConfigError(f"U-Net depth num_downs={num_downs} is too small: the official layout needs at least 5")
+        make_norm(norm, 1)  # validates the name before building
+        self.num_downs = num_downs
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm)
+        init_weights(self, init_type, init_gain)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+            check_size(x, self.size_multiple, f"unet (depth {self.num_downs})")
+        return self.model(x)
+
+
+@register_model("pix2pix.NLayerDiscriminator")
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: 4x4 convs, ``n_layers`` stride-2 levels (channels ndf * min(2**n, 8)), one stride-1 level and a
+    1-channel stride-1 output; n_layers=3 is the 70x70 "basic" discriminator. pix2pix feeds it cat(A, B)."""
+
+    def __init__(self, input_nc: int = 6, ndf: int = 64, n_layers: int = 3, norm: str = "batch",
+                 init_type: str = "normal", init_gain: float = 0.02) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ConfigError(f"n_layers must be at least 1, got {n_layers}")
+        bias = uses_bias(norm)
+        layers: List[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias), make_norm(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+        init_weights(self, init_type, init_gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+@register_model("pix2pix.PixelDiscriminator")
+class PixelDiscriminator(nn.Module):
+    """PixelGAN: 1x1 convs ndf -> 2ndf -> 1, a real/fake logit per pixel."""
+
+    def __init__(self, input_nc: int = 6, ndf: int = 64, norm: str = "batch",
+                 init_type: str = "normal", init_gain: float = 0.02) -> None:
+        super().__init__()
+        bias = uses_bias(norm)
+        self.net = nn.Sequential(
+            nn.Conv2d(input_nc, ndf, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
+            make_norm(norm, ndf * 2),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 2, 1, 1, bias=bias),
+        )
+        init_weights(self, init_type, init_gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def unet_num_downs(name: str) -> int:
+    """'unet_256' -> 8, 'unet_128' -> 7, 'unet_N' -> log2(N) for a power of two N >= 32."""
+    try:
+        side = int(name.split("_", 1)[1])
+    except (IndexError, ValueError):
+        raise ConfigError(f"not a U-Net name: {name!r} (expected unet_<size>, e.g. unet_256)") from None
+    depth = side.bit_length() - 1
+    if side != 2**depth or depth < 5:
+        raise ConfigError(f"{name}: the size must be a power of two >= 32")
+    return depth
+
+
+def define_G(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "batch",
+             use_dropout: bool = True, **kwargs) -> nn.Module:
+    """A generator by its official ``--netG`` name: unet_<size> (unet_256, unet_128, ...) or resnet_<n>blocks."""
+    if netG.startswith("unet_"):
+        return UnetGenerator(input_nc, output_nc, unet_num_downs(netG), ngf, norm, use_dropout, **kwargs)
+    if netG.startswith("resnet_") and netG.endswith("blocks"):
+        from ganedit.models.cyclegan import ResnetGenerator
+
+        try:
+            n_blocks = int(netG[len("resnet_"):-len("blocks")])
+        except ValueError:
+            raise ConfigError(f"not a ResNet generator name: {netG!r} (e.g. resnet_9blocks)") from None
+        return ResnetGenerator(input_nc, output_nc, ngf, n_blocks, norm, use_dropout, **kwargs)
+    raise ConfigError(f"unknown generator {netG!r}: use unet_256, unet_128 (or unet_<size>), resnet_9blocks or resnet_6blocks")
+
+
+def define_D(netD: str, input_nc: int, ndf: int = 64, n_layers_D: int = 3, norm: str = "batch", **kwargs) -> nn.Module:
+    """A discriminator by its official ``--netD`` name: basic (70x70 PatchGAN), n_layers or pixel."""
+    if netD == "basic":
+        return NLayerDiscriminator(input_nc, ndf, 3, norm, **kwargs)
+    if netD == "n_layers":
+        return NLayerDiscriminator(input_nc, ndf, n_layers_D, norm, **kwargs)
+    if netD == "pixel":
+        return PixelDiscriminator(input_nc, ndf, norm, **kwargs)
+    raise ConfigError(f"unknown discriminator {netD!r}: use basic, n_layers or pixel")
+
+
+def export_onnx(generator: nn.Module, path: str, height: int = 256, width: int = 256, batch: int = 1,
+                dynamo: bool = True, opset_version: int = 18) -> None:
+    """Export a generator in eval mode to ONNX for a fixed input size (sides must fit the network).
+    ``dynamo=False`` uses the TorchScript exporter, which is much faster for tests."""
+    generator = generator.eval()
+    example = torch.zeros(batch, int(generator.config["input_nc"]), height, width)
+    check_size(example, int(getattr(generator, "size_multiple", 1)), type(generator).__name__)
+    with torch.no_grad():
+        if dynamo:
+            torch.onnx.export(generator, (example,), path, dynamo=True, external_data=False, opset_version=opset_version)
+        else:
+            torch.onnx.export(generator, (example,), path, dynamo=False, opset_version=min(opset_version, 17),
+                              input_names=["input"], output_names=["output"])
