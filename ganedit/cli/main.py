@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
+
+# Must be set before torch (and its OpenMP runtime) loads: spinning OpenMP threads slow everything else
+# on a busy CPU by several times. The user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click
 
