@@ -1,0 +1,1 @@
+"""Training losses shared by the recipes (one module per family; import what you need)."""

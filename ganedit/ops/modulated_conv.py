@@ -1,0 +1,134 @@
+"""StyleGAN2 modulated convolution (modulate, demodulate, convolve), in two equivalent forms.
+
+- *grouped* (the official form): every sample gets its own weight ``W_b = W * s_b``, demodulated per output
+  channel, and the batch runs as one grouped convolution. Cheapest for a batch of one (a plain conv) and
+  usually on GPUs.
+- *fused* (scale the activations): ``conv(x * s_b, W) * d_b``. The convolution shares one weight over the
+  batch, which CPU conv kernels and channels_last handle far better than a grouped conv; it costs one pass
+  over the input (x * s) and one over the output (* d, merged with the optional ``add`` term).
+
+Both give the same numbers up to float rounding; ``fused=None`` picks per call (:func:`use_fused_form`).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ganedit.ops.upfirdn2d import upfirdn2d
+
+
+def _fir_pads(kernel_taps: int, conv_k: int, upsample: bool) -> tuple:
+    """rosinality's padding of the blur that goes with an up (after) or down (before) sampling conv."""
+    factor = 2
+    if upsample:
+        p = (kernel_taps - factor) - (conv_k - 1)
+        return ((p + 1) // 2 + factor - 1, p // 2 + 1)
+    p = (kernel_taps - factor) + (conv_k - 1)
+    return ((p + 1) // 2, p // 2)
+
+
+def weight_sq(weight: torch.Tensor) -> torch.Tensor:
+    """sum over the kernel window of W^2, [O, I]: what demodulation needs (cacheable per weight)."""
+    return weight.pow(2).sum([2, 3])
+
+
+def demodulation(weight: torch.Tensor, style: torch.Tensor, eps: float = 1e-8, wsq: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """d[b, o] = 1 / sqrt(sum_{i,kh,kw} (W[o,i] * s[b,i])^2 + eps), computed without per-sample weights."""
+    if wsq is None:
+        wsq = weight_sq(weight)
+    return torch.rsqrt(style.pow(2) @ wsq.t() + eps)
+
+
+def use_fused_form(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """CPU-oriented choice. A batch of one: grouped (then a plain conv on the modulated weight) unless modulating
+    the weight costs more than the two activation passes of the fused form. Larger batches: fused, because
+    oneDNN's grouped convolutions run several times slower than a shared-weight conv on the same data."""
+    out_ch, in_ch, kh, kw = weight.shape
+    if x.shape[0] == 1:
+        return out_ch * in_ch * kh * kw > (in_ch + out_ch) * x.shape[2] * x.shape[3]
+    return True
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    style: torch.Tensor,
+    demodulate: bool = True,
+    upsample: bool = False,
+    downsample: bool = False,
+    blur_kernel: Optional[torch.Tensor] = None,
+    eps: float = 1e-8,
+    fused: Optional[bool] = None,
+    add: Optional[torch.Tensor] = None,
+    wsq: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Modulated convolution.
+
+    x [B, I, H, W]; weight [O, I, k, k], the effective weight (equalised-lr scale already applied);
+    style [B, I], the per-sample modulation s. Padding is k // 2 (same size) unless up/downsampling, which
+    follow rosinality: ``upsample`` = stride-2 transposed conv then FIR ``blur_kernel`` (sum 4);
+    ``downsample`` = FIR blur then stride-2 conv. ``add`` (e.g. scaled noise [B or 1, 1, H, W]) is
+    broadcast-added to the result in the same pass as demodulation. ``wsq`` may pass a cached
+    :func:`weight_sq`. ``fused`` forces a form (None: :func:`use_fused_form`).
+    """
+    if fused is None:
+        fused = use_fused_form(x, weight)
+    if fused:
+        return _fused(x, weight, style, demodulate, upsample, downsample, blur_kernel, eps, add, wsq)
+    out = _grouped(x, weight, style, demodulate, upsample, downsample, blur_kernel, eps, wsq)
+    return out if add is None else _add(out, add)
+
+
+def _inplace_ok(t: torch.Tensor) -> bool:
+    return not (torch.is_grad_enabled() and t.requires_grad)
+
+
+def _add(out: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    add = add.to(out.dtype)
+    return out.add_(add) if _inplace_ok(out) and _inplace_ok(add) else out + add
+
+
+def _fused(x, weight, style, demodulate, upsample, downsample, blur_kernel, eps, add, wsq):
+    b = x.shape[0]
+    out_ch, in_ch, k, _ = weight.shape
+    x = x * style.reshape(b, in_ch, 1, 1).to(x.dtype)
+    if upsample:
+        out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        # the blur is linear per channel, so demodulation may follow it and share a pass with `add`
+        out = upfirdn2d(out, blur_kernel, pad=_fir_pads(blur_kernel.shape[0], k, True))
+    elif downsample:
+        x = upfirdn2d(x, blur_kernel, pad=_fir_pads(blur_kernel.shape[0], k, False))
+        out = F.conv2d(x, weight, stride=2)
+    else:
+        out = F.conv2d(x, weight, padding=k // 2)
+    if not demodulate:
+        return out if add is None else _add(out, add)
+    d = demodulation(weight, style, eps, wsq).to(out.dtype).reshape(b, out_ch, 1, 1)
+    if add is None:
+        return out.mul_(d) if _inplace_ok(out) else out * d
+    add = add.to(out.dtype)
+    if _inplace_ok(out) and _inplace_ok(add) and _inplace_ok(d):
+        return torch.addcmul(add, out, d, out=out)  # out * d + add in one pass, written over out
+    return torch.addcmul(add, out, d)
+
+
+def _grouped(x, weight, style, demodulate, upsample, downsample, blur_kernel, eps, wsq):
+    b, in_ch, h, w = x.shape
+    out_ch, _, k, _ = weight.shape
+    wb = weight.unsqueeze(0) * style.reshape(b, 1, in_ch, 1, 1).to(weight.dtype)
+    if demodulate:
+        wb = wb * demodulation(weight, style, eps, wsq).reshape(b, out_ch, 1, 1, 1).to(weight.dtype)
+    if upsample:
+        wt = wb.transpose(1, 2).reshape(b * in_ch, out_ch, k, k)
+        out = F.conv_transpose2d(x.reshape(1, b * in_ch, h, w), wt, stride=2, groups=b)
+        out = out.reshape(b, out_ch, out.shape[2], out.shape[3])
+        return upfirdn2d(out, blur_kernel, pad=_fir_pads(blur_kernel.shape[0], k, True))
+    if downsample:
+        x = upfirdn2d(x, blur_kernel, pad=_fir_pads(blur_kernel.shape[0], k, False))
+        h, w = x.shape[2], x.shape[3]
+        out = F.conv2d(x.reshape(1, b * in_ch, h, w), wb.reshape(b * out_ch, in_ch, k, k), stride=2, groups=b)
+    else:
+        out = F.conv2d(x.reshape(1, b * in_ch, h, w), wb.reshape(b * out_ch, in_ch, k, k), padding=k // 2, groups=b)
+    return out.reshape(b, out_ch, out.shape[2], out.shape[3])
