@@ -381,6 +381,7 @@ def _atomic_save(image: Image.Image, path: Path, fmt: str, **params) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, fmt, **params)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -450,3 +451,9 @@ def write_grid(
 ) -> None:
     """make_grid + write_image. Example: ``write_grid(samples, "grid.png", nrow=8)``."""
     write_image(make_grid(images, nrow, padding, pad_value), path, quality=quality)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
