@@ -24,8 +24,17 @@ def conformance() -> Path:
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    # The tests run small tensors: a second intra-op thread only adds barriers, and on a shared 2-core
+    # machine its spin-waiting made small steps 20x slower. Subprocess tests (torchrun) set their own.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
-def _deterministic_threads():
-    # Tests compare numbers; keep them independent of how many threads other work leaves us.
+def _seeded():
     torch.manual_seed(0)
     yield
