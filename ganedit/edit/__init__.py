@@ -1,0 +1,5 @@
+"""Editing operations on the codes of the models: each family gets one module (``ganedit.edit.swapae``: swap,
+texture interpolation, texture-code PCA and mean-difference directions, structure-code region edits).
+
+Modules are imported explicitly (``from ganedit.edit import swapae``) so that importing this package stays cheap.
+"""

@@ -1,0 +1,117 @@
+"""The official Swapping Autoencoder losses (README §4), as pure functions of the model and a real minibatch.
+
+Each returns a dict of *per-sample* loss tensors (per image, or per crop for the patch terms) already multiplied by
+their weights, exactly like the official ``compute_*_losses``; the optimiser step sums their means
+(:func:`total`). Random crops use ``generator`` (None: the global torch RNG, as the official code does), drawn in
+the official order, so a seeded call reproduces the official values.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, Mapping, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LossWeights:
+    lambda_L1: float = 1.0
+    lambda_GAN: float = 1.0
+    lambda_PatchGAN: float = 1.0
+    lambda_R1: float = 10.0
+    lambda_patch_R1: float = 1.0  # the official mountain launcher uses 10
+
+    def as_dict(self) -> Dict[str, float]:
+        return asdict(self)
+
+
+def gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    """Non-saturating logistic loss per sample: softplus(-pred) for real targets, softplus(pred) for fake,
+    averaged over the non-batch dimensions."""
+    loss = F.softplus(-pred) if real else F.softplus(pred)
+    return loss.flatten(1).mean(1)
+
+
+def total(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The optimiser's objective: the sum of every term's mean."""
+    return sum(v.mean() for v in losses.values())  # type: ignore[return-value]
+
+
+def _half_noise(noise, n: int):
+    return {k: v[:n] for k, v in noise.items()} if isinstance(noise, dict) else noise
+
+
+def _rec_and_mix(model, real: torch.Tensor, noise) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """rec = G(sp[:B/2], gl[:B/2]); mix = G(swap_pairs(sp), gl): image i keeps its texture, takes its partner's structure."""
+    b = real.shape[0]
+    sp, gl = model.E(real)
+    rec = model.G(sp[: b // 2], gl[: b // 2], _half_noise(noise, b // 2))
+    mix = model.G(model.swap_pairs(sp), gl, noise)
+    return sp, gl, rec, mix
+
+
+def discriminator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights(), noise=None, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+    """D step: image D on real / rec / mix, patch D on (reference crops of real, crops of real or mix)."""
+    with torch.no_grad():
+        _, _, rec, mix = _rec_and_mix(model, real, noise)
+    losses: Dict[str, torch.Tensor] = {}
+    if w.lambda_GAN > 0:
+        losses["D_real"] = gan_loss(model.D(real), True) * w.lambda_GAN
+        losses["D_rec"] = gan_loss(model.D(rec), False) * (0.5 * w.lambda_GAN)
+        losses["D_mix"] = gan_loss(model.D(mix), False) * (0.5 * w.lambda_GAN)
+    if w.lambda_PatchGAN > 0:
+        dp = model.Dpatch
+        ref = dp.extract_features(model.crops(real, generator), aggregate=model.patch_use_aggregation)
+        target = dp.extract_features(model.crops(real, generator))
+        fake = dp.extract_features(model.crops(mix, generator))
+        losses["PatchD_real"] = gan_loss(dp.discriminate_features(ref, target), True) * w.lambda_PatchGAN
+        losses["PatchD_mix"] = gan_loss(dp.discriminate_features(ref, fake), False) * w.lambda_PatchGAN
+    return losses
+
+
+def generator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights(), noise=None, generator: Optional[torch.Generator] = None) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    """G step (updates E and G): L1 reconstruction, GAN on rec (x0.5) and mix (x1.0), patch co-occurrence GAN."""
+    b = real.shape[0]
+    _, _, rec, mix = _rec_and_mix(model, real, noise)
+    l1 = F.l1_loss(rec, real[: b // 2])
+    metrics = {"L1_dist": l1.detach()}
+    losses: Dict[str, torch.Tensor] = {}
+    if w.lambda_L1 > 0:
+        losses["G_L1"] = l1 * w.lambda_L1
+    if w.lambda_GAN > 0:
+        losses["G_GAN_rec"] = gan_loss(model.D(rec), True) * (0.5 * w.lambda_GAN)
+        losses["G_GAN_mix"] = gan_loss(model.D(mix), True) * w.lambda_GAN
+    if w.lambda_PatchGAN > 0:
+        dp = model.Dpatch
+        ref = dp.extract_features(model.crops(real, generator), aggregate=model.patch_use_aggregation).detach()
+        fake = dp.extract_features(model.crops(mix, generator))
+        losses["G_mix"] = gan_loss(dp.discriminate_features(ref, fake), True) * w.lambda_PatchGAN
+    return losses, metrics
+
+
+def r1_parts(model, real: torch.Tensor, real_crops: torch.Tensor, target_crops: torch.Tensor, w: LossWeights = LossWeights()) -> Dict[str, torch.Tensor]:
+    """Per-image R1 penalties: λ_R1/2·|∇_x D(x)|² and λ_patch_R1/4·(|∇ real crops|² + |∇ target crops|²) of the
+    summed patch logits (crops as leaves). ``create_graph`` so the penalty can be minimised."""
+    real = real.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.D(real).sum(), real, create_graph=True)
+    image = g.pow(2).flatten(1).sum(1) * (0.5 * w.lambda_R1)
+    rc = real_crops.detach().requires_grad_(True)
+    tc = target_crops.detach().requires_grad_(True)
+    dp = model.Dpatch
+    pred = dp.discriminate_features(dp.extract_features(rc, aggregate=model.patch_use_aggregation), dp.extract_features(tc)).sum()
+    gr, gt = torch.autograd.grad(pred, [rc, tc], create_graph=True)
+    patch = (gr.pow(2).flatten(1).sum(1) + gt.pow(2).flatten(1).sum(1)) * (0.25 * w.lambda_patch_R1)
+    return {"image": image, "patch": patch}
+
+
+def r1_loss(model, real: torch.Tensor, w: LossWeights = LossWeights(), generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+    """The lazy R1 term ``D_R1`` per image (the trainer multiplies its mean by the R1 interval, 16)."""
+    if w.lambda_patch_R1 > 0 and w.lambda_PatchGAN > 0:
+        rc = model.crops(real, generator)
+        tc = model.crops(real, generator)
+        parts = r1_parts(model, real, rc, tc, w)
+        return {"D_R1": parts["image"] + parts["patch"]}
+    real = real.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.D(real).sum(), real, create_graph=True)
+    return {"D_R1": g.pow(2).flatten(1).sum(1) * (0.5 * w.lambda_R1)}
