@@ -57,15 +57,6 @@ def load_ckpt(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two threads on a busy 2-core machine spend their time waiting for each other; one is faster and exact.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
     return make_folder(tmp_path_factory.mktemp("data") / "imgs")

@@ -27,13 +27,6 @@ from ganedit.metrics.groundtruth import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small elementwise work: a second intra-op thread only adds barriers (very slow on a loaded machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,6 @@ IMAGES = dict(atol=1e-4, rtol=1e-4)  # images and features
 MANIFESTS = ["official_church256", "official_ffhq512_mountain512", "official_ffhq1024_pretrained", "official_ffhq1024_patchDv7_L1_smallerstructurecode"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # small tensors: a second thread only adds synchronisation (and contention on a shared CPU)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

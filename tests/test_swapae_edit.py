@@ -16,12 +16,6 @@ from ganedit.models.swapae.layers import normalize
 TIGHT = dict(atol=1e-5, rtol=1e-4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

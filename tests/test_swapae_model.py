@@ -12,12 +12,6 @@ from ganedit.models.swapae import SwappingAutoencoder, structure_to_rgb
 from ganedit.models.swapae import losses as L
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,6 @@ FAST = {"size": 64, "width": 8, "texture_channels": 32, "batch": 8, "workers": 0
         "quiet": True, "log_every": 1, "snapshot_every": 3, "checkpoint_every": 3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_recipe_trains_logs_and_exports(tmp_path):

@@ -25,13 +25,6 @@ from ganedit.data.synthetic import (
 GLASSES = CLASSES.index("glasses")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small elementwise work: a second intra-op thread only adds barriers (very slow on a loaded machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +220,7 @@ def test_demo_and_baselines_commands(tmp_path):
     from ganedit.cli.main import cli
 
     out = tmp_path / "demo"
-    res = CliRunner().invoke(cli, ["demo", "--out", str(out), "--size", "32", "--n", "8", "--pairs", "4", "--figures", str(tmp_path / "docs")])
+    res = CliRunner().invoke(cli, ["demo", "--world-only", "--out", str(out), "--size", "32", "--n", "8", "--pairs", "4", "--figures", str(tmp_path / "docs")])
     assert res.exit_code == 0, res.output
     for name in ("gallery.png", "gallery_labelled.png", "swap_ground_truth.png", "scores.json"):
         assert (out / name).is_file(), name

@@ -19,13 +19,6 @@ from ganedit.models.pix2pix import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny nets: one thread avoids OpenMP barriers that are very slow when other processes share the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _unet(**kw) -> UnetGenerator:

@@ -14,13 +14,6 @@ from ganedit.formats.foreign import safe_torch_load
 from ganedit.formats.native import registered_models
 from ganedit.models.pix2pix import define_D, define_G, replay_dropout, set_test_mode
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The vectors were computed with one thread; small nets also run faster so when the cores are shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 VECTORS = [

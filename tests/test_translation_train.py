@@ -19,12 +19,6 @@ FAST = {"workers": 0, "device": "cpu", "tensorboard": False, "quiet": True, "log
         "checkpoint_every": 2, "data": "synthetic:8", "crop_size": 32, "batch": 2, "ngf": 4, "ndf": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_gan_losses_match_the_official_values(conformance):

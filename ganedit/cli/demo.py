@@ -1,8 +1,9 @@
 """`ganedit demo`: the main job on the built-in data.
 
-For now it renders the synthetic world and reports the ground-truth swap benchmark's baselines. Each report
-item is one function ``(ctx) -> None`` in ``REPORT``; a method's demo (e.g. training the Swapping Autoencoder
-and scoring its swaps) is added as another item that reads and extends ``ctx.scores``."""
+Renders the synthetic world, scores the ground-truth swap baselines, then runs the Swapping Autoencoder (the
+shipped checkpoint, ``--model``, or one trained within ``--train-minutes``): swap grid, interpolation strip,
+region edit, texture edit and its scores (ganedit/cli/demo_swapae.py). Each report item is one function
+``(ctx) -> None`` in ``REPORT`` that writes files and extends ``ctx.scores``."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,6 +28,17 @@ class DemoContext:
     figures: Optional[Path] = None
     scores: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
     files: List[Path] = dataclasses.field(default_factory=list)
+    # Swapping Autoencoder (ganedit/cli/demo_swapae.py)
+    model_path: Optional[Path] = None  # None: the shipped checkpoint
+    train: bool = False  # train one even when a checkpoint is shipped
+    train_minutes: float = 4.0
+    train_images: int = 2000
+    direction_images: int = 128  # per domain, for the X -> Y mean-difference direction
+    edit_pairs: int = 64  # held-out images scored for the texture edit
+    echo: Callable[[str], None] = print
+    model: Any = None
+    model_info: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    leak: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- figure helpers
@@ -115,30 +127,51 @@ def baseline_scores(ctx: DemoContext) -> None:
     ctx.scores.update(swap_baselines(heldout_swap_pairs(ctx.pairs, ctx.size, ctx.seed)))
 
 
-REPORT: List[Tuple[str, Callable[[DemoContext], None]]] = [
+def _swapae(name: str) -> Callable[[DemoContext], None]:
+    """A report item of ganedit/cli/demo_swapae.py, imported when it runs (it needs torch)."""
+
+    def item(ctx: DemoContext) -> None:
+        from ganedit.cli import demo_swapae
+
+        getattr(demo_swapae, name)(ctx)
+
+    item.__name__ = name
+    return item
+
+
+WORLD_REPORT: List[Tuple[str, Callable[[DemoContext], None]]] = [
     ("gallery", gallery),
     ("ground-truth swap grid", swap_grid),
     ("baseline swap scores", baseline_scores),
 ]
+REPORT: List[Tuple[str, Callable[[DemoContext], None]]] = WORLD_REPORT + [
+    ("Swapping Autoencoder model", _swapae("item_model")),
+    ("model swap grid", _swapae("item_swap_grid")),
+    ("texture interpolation", _swapae("item_interpolation")),
+    ("region edit", _swapae("item_region_edit")),
+    ("texture edit X -> Y", _swapae("item_texture_edit")),
+    ("model swap scores", _swapae("item_model_scores")),
+]
 
 
 def run_demo(ctx: DemoContext, report: Sequence[Tuple[str, Callable[[DemoContext], None]]] = REPORT) -> Dict[str, Any]:
-    from tqdm import tqdm
-
     ctx.out.mkdir(parents=True, exist_ok=True)
     timings: Dict[str, float] = {}
-    with tqdm(report, unit="step", desc="demo", dynamic_ncols=True) as bar:
-        for name, step in bar:
-            bar.set_postfix_str(name)
-            start = time.perf_counter()
-            step(ctx)
-            timings[name] = round(time.perf_counter() - start, 2)
+    # One line per item rather than an outer progress bar: training draws its own bar in between.
+    for i, (name, step) in enumerate(report, 1):
+        ctx.echo(f"[demo {i}/{len(report)}] {name} ...")
+        start = time.perf_counter()
+        step(ctx)
+        timings[name] = round(time.perf_counter() - start, 2)
+        ctx.echo(f"[demo {i}/{len(report)}] {name}: done in {timings[name]:.1f} s")
     summary = {
         "task": "swap: render(structure A, appearance B) on held-out pairs of the synthetic world",
         "size": ctx.size,
         "pairs": ctx.pairs,
         "seed": ctx.seed,
         "scores": ctx.scores,
+        "structure_leak": ctx.leak,
+        "model": ctx.model_info,
         "seconds": timings,
     }
     path = ctx.out / "scores.json"
@@ -148,36 +181,85 @@ def run_demo(ctx: DemoContext, report: Sequence[Tuple[str, Callable[[DemoContext
 
 
 def format_scores(scores: Dict[str, Dict[str, float]]) -> str:
-    lines = [f"{'method':20s} {'PSNR (dB)':>10s} {'SSIM':>8s}"]
-    lines += [f"{name:20s} {s['psnr']:10.2f} {s['ssim']:8.4f}" for name, s in scores.items()]
+    lines = [f"{'method':24s} {'PSNR (dB)':>10s} {'SSIM':>8s}"]
+    lines += [f"{name:24s} {s['psnr']:10.2f} {s['ssim']:8.4f}" for name, s in scores.items()]
     return "\n".join(lines)
 
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"), show_default=True, help="Output folder.")
-@click.option("--size", type=click.IntRange(32, 1024), default=64, show_default=True, help="Image size (px).")
+@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A Swapping Autoencoder (native folder or official .pth). Default: the checkpoint shipped in ganedit/assets/swapae_synth64.")
+@click.option("--train", is_flag=True, help="Train the Swapping Autoencoder here (within --train-minutes) instead of loading one.")
+@click.option("--train-minutes", type=click.FloatRange(0.05), default=4.0, show_default=True, help="Time budget for --train (or when no model is shipped).")
+@click.option("--train-images", type=click.IntRange(16), default=2000, show_default=True, help="Synthetic training images for --train.")
+@click.option("--direction-images", type=click.IntRange(2), default=128, show_default=True, help="Training images per domain for the X -> Y texture direction.")
+@click.option("--size", type=click.IntRange(32, 1024), default=None, help="Image size (px). Default: the model's size (64 for the shipped model).")
+@click.option("--world-only", is_flag=True, help="Only the synthetic world and its baselines (gallery, ground-truth grid, scores); no model.")
 @click.option("--n", "n", type=click.IntRange(8), default=32, show_default=True, help="Gallery images.")
 @click.option("--pairs", type=click.IntRange(1), default=200, show_default=True, help="Held-out swap pairs to score.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="Training seed (held-out pairs use 2**31 + seed).")
 @click.option("--figures", type=click.Path(file_okay=False, path_type=Path), default=None, help="Also write the README figures here (e.g. docs/).")
-def demo(out: Path, size: int, n: int, pairs: int, seed: int, figures: Optional[Path]) -> None:
-    """Run the demo on the built-in synthetic world (no downloads, about half a minute on a laptop core).
+def demo(out: Path, model_path: Optional[Path], train: bool, train_minutes: float, train_images: int, direction_images: int, size: Optional[int],
+         world_only: bool, n: int, pairs: int, seed: int, figures: Optional[Path]) -> None:
+    """Run the demo on the built-in synthetic world: the Swapping Autoencoder against the ground truth (no downloads;
+    about 1-2 minutes with the shipped model, plus --train-minutes with --train).
 
-    Writes OUT/gallery.png, OUT/gallery_labelled.png (samples, domain Y, frontal, segmentation, sketch),
-    OUT/swap_ground_truth.png (rows: A, B, ground-truth swap, copy-A and colour-transfer baselines) and
-    OUT/scores.json, and prints the baselines' ground-truth PSNR/SSIM: the bars the methods must beat.
+    Writes to OUT: gallery.png, gallery_labelled.png (samples, domain Y, frontal, segmentation, sketch),
+    swap_ground_truth.png (A, B, truth, copy-A and colour-transfer baselines), swap_grid.png (A, B, the model's
+    swap, truth, baselines), interpolation.png (texture A -> B at alphas 0..1), region_edit.png (the hair
+    rectangle's structure code copied / blended from another image), texture_edit.png (the domain X -> Y
+    mean-difference texture direction at several strengths, and the truth) and scores.json; prints the table.
 
     \b
-    Example:
-      ganedit demo --out out/demo --size 64
+    Examples:
+      ganedit demo                                   # the shipped model -> out/demo
+      ganedit demo --train --train-minutes 5         # train one first (progress bar), then the same report
+      ganedit demo --model runs/swapae/model --out out/mine
     """
-    ctx = DemoContext(out=out, size=size, n=n, pairs=pairs, seed=seed, figures=figures)
-    summary = run_demo(ctx)
-    click.echo(f"\nGround-truth swap on {pairs} held-out pairs at {size} px:")
-    click.echo(format_scores(summary["scores"]))
+    size = (size or 64) if (world_only or train) else resolve_size(size, model_path)
+    ctx = DemoContext(out=out, size=size, n=n, pairs=pairs, seed=seed, figures=figures, model_path=model_path, train=train,
+                      train_minutes=train_minutes, train_images=train_images, direction_images=direction_images,
+                      edit_pairs=min(pairs, 64), echo=click.echo)
+    summary = run_demo(ctx, WORLD_REPORT if world_only else REPORT)
+    from ganedit.cli.demo_swapae import leak_note
+
+    info = summary["model"] or {}
+    if not world_only:
+        click.echo(f"\nSwapping Autoencoder: {info.get('source', '?')} {info.get('path', '')} ({info.get('steps', info.get('step', '?'))} training steps)")
+    click.echo(f"Ground truth on {pairs} held-out pairs at {size} px (swap = structure of A with the appearance of B):")
+    scores = summary["scores"]
+    order = ["swapae_swap", "copy", "colour_transfer", "swapae_reconstruction", "texture_edit_x2y", "texture_edit_copy_input"]
+    click.echo(format_scores({k: scores[k] for k in order + sorted(set(scores) - set(order)) if k in scores}))
+    if "swapae_swap" in scores:
+        best = max(scores["copy"]["psnr"], scores["colour_transfer"]["psnr"])
+        click.echo(f"model swap vs the better baseline: {scores['swapae_swap']['psnr'] - best:+.2f} dB PSNR")
+    note = leak_note(summary["structure_leak"])
+    if note:
+        click.echo(note)
     click.echo("\nwrote:")
     for f in ctx.files:
         click.echo(f"  {f}")
+
+
+def resolve_size(size: Optional[int], model_path: Optional[Path], default: int = 64) -> int:
+    """The demo's image size: the model's own unless --size says otherwise, and then they must agree (checked
+    before anything runs, so a mismatch never fails half-way through the report)."""
+    from ganedit.cli.demo_swapae import SHIPPED_MODEL
+    from ganedit.errors import ConfigError
+
+    path = model_path if model_path is not None else (SHIPPED_MODEL if (SHIPPED_MODEL / "config.json").is_file() else None)
+    model_size = None
+    if path is not None and Path(path).is_dir() and (Path(path) / "config.json").is_file():
+        from ganedit.formats.native import read_config
+
+        model_size = read_config(path).get("config", {}).get("image_size")
+    if size is None:
+        return int(model_size or default)
+    if model_size is not None and size != model_size:
+        raise ConfigError(f"the model {path} works on {model_size} px images, not --size {size}: drop --size, "
+                          f"pass --size {model_size}, use --train, or --world-only for the world alone")
+    return size
 
 
 def register(cli: click.Group) -> None:
