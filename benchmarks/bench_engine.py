@@ -27,7 +27,8 @@ import torch
 
 from benchmarks.common import machine_line, write_section
 from ganedit.methods.base import StepContext
-from ganedit.methods.tinygan import TinyGAN, _Images
+from ganedit.data.datasets import TensorImages
+from ganedit.methods.tinygan import TinyGAN
 from ganedit.train.config import resolve
 from ganedit.train.loop import Trainer
 
@@ -50,7 +51,7 @@ class BenchGAN(TinyGAN):
     name = ""
 
     def build_data(self) -> torch.utils.data.Dataset:
-        return _Images(IMAGES)
+        return TensorImages(IMAGES)
 
 
 class PlainContext(StepContext):

@@ -167,6 +167,36 @@ def open_image_dataset(path: "str | os.PathLike[str]", **kwargs: Any) -> ImageDa
 open_dataset = open_image_dataset  # the name used in ganedit.methods.base's recipe example
 
 
+class TensorImages(Dataset):
+    """Images held in memory as one [N, 3, H, W] tensor (e.g. the synthetic world, rendered once)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+def open_training_images(spec: str, size: int, seed: int = 0, default_count: int = 4000, who: str = "train") -> Dataset:
+    """The unconditional training data of a recipe: ``synthetic[:N]`` is the first N training images of the built-in
+    world for ``seed`` (what ``ganedit data synth --seed`` writes; disjoint from the held-out pairs of
+    ganedit.metrics.groundtruth), rendered into memory; anything else is a folder or zip resized to ``size``."""
+    if not spec:
+        raise DataError(f"{who}: no training data given (use --data FOLDER|ZIP|synthetic:N)")
+    if spec.split(":")[0] == "synthetic":
+        try:
+            count = int(spec.split(":")[1]) if ":" in spec else default_count
+        except ValueError:
+            raise DataError(f"{who}: bad synthetic spec {spec!r} (expected synthetic:N)") from None
+        from ganedit.metrics.groundtruth import training_images
+
+        return TensorImages(training_images(count, size, seed))
+    return open_image_dataset(spec, size=size)
+
+
 # ------------------------------------------------------------------------------------------- paired / unaligned
 
 

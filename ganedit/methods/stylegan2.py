@@ -57,9 +57,9 @@ class StyleGAN2Method(Method):
         return 0.0002 * self.cfg["size"] ** 2 / self.cfg["batch"] if gamma < 0 else gamma
 
     def build_data(self) -> torch.utils.data.Dataset:
-        from ganedit.methods.tinygan import open_data
+        from ganedit.data.datasets import open_training_images
 
-        return open_data(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]))
+        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), who="stylegan2")
 
     def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
         c = self.cfg

@@ -31,41 +31,11 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import nn
 
-from ganedit.errors import ConfigError, DataError
+from ganedit.errors import ConfigError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
+from ganedit.data.datasets import open_training_images
 from ganedit.models.swapae import SwappingAutoencoder
 from ganedit.models.swapae import losses as L
-
-
-class _Images(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
-
-
-def open_training_data(spec: str, size: int, seed: int = 0) -> torch.utils.data.Dataset:
-    """``synthetic[:N]``: the first N training images of the built-in world (seed ``seed``), rendered into memory;
-    otherwise a folder or zip of images resized to ``size``."""
-    if not spec:
-        raise DataError("swapae: no training data given (use --data FOLDER|ZIP|synthetic:N)")
-    if spec.split(":")[0] == "synthetic":
-        try:
-            count = int(spec.split(":")[1]) if ":" in spec else 4000
-        except ValueError:
-            raise DataError(f"swapae: bad synthetic spec {spec!r} (expected synthetic:N)") from None
-        from ganedit.metrics.groundtruth import training_images
-
-        # the project's training-set convention (what `ganedit data synth --seed` writes): disjoint from the
-        # held-out swap pairs of ganedit.metrics.groundtruth by construction
-        return _Images(training_images(count, size, seed))
-    from ganedit.data.datasets import open_image_dataset
-
-    return open_image_dataset(spec, size=size)
 
 
 class SwapAE(Method):
@@ -97,7 +67,7 @@ class SwapAE(Method):
     snapshot_columns = 8
 
     def build_data(self) -> torch.utils.data.Dataset:
-        return open_training_data(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]))
+        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), who="swapae")
 
     def weights(self) -> L.LossWeights:
         c = self.cfg

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganedit.errors import ConfigError, DataError
+from ganedit.errors import ConfigError
+from ganedit.data.datasets import open_training_images
 from ganedit.formats.native import register_model
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
 
@@ -69,37 +70,6 @@ class Discriminator(nn.Module):
         return self.fc(x.flatten(1)).squeeze(1)
 
 
-class _Images(torch.utils.data.Dataset):
-    """Images held in memory as one [N, 3, H, W] tensor (the synthetic world is rendered once)."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
-
-
-def open_data(spec: str, size: int, seed: int = 0) -> torch.utils.data.Dataset:
-    """``synthetic[:N]`` (the built-in world, rendered into memory) or a folder/zip of images."""
-    if not spec:
-        raise DataError("tinygan: no training data given (use --data FOLDER|ZIP|synthetic:N)")
-    if spec.split(":")[0] == "synthetic":
-        count = int(spec.split(":")[1]) if ":" in spec else 1000
-        try:
-            from ganedit.data.synthetic.factors import sample_appearance, sample_structure
-            from ganedit.data.synthetic.render import render
-        except ImportError as exc:
-            raise DataError(f"tinygan: the synthetic world is not available ({exc})") from None
-        # Structure and appearance from different seeds of the same run seed: one image per index.
-        return _Images(render(sample_structure(count, seed=seed), sample_appearance(count, seed=seed + 1), size).image)
-    from ganedit.data.datasets import open_image_dataset
-
-    return open_image_dataset(spec, size=size)
-
-
 class TinyGAN(Method):
     name = "tinygan"
     description = "tiny DCGAN-like GAN (engine tests, benchmark, example recipe)"
@@ -119,7 +89,7 @@ class TinyGAN(Method):
     ema_networks = ("G",)
 
     def build_data(self) -> torch.utils.data.Dataset:
-        return open_data(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]))
+        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), default_count=1000, who="tinygan")
 
     def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
         c = self.cfg
