@@ -49,7 +49,7 @@ def test_psnr_hand_values_and_torchmetrics():
     assert torch.allclose(psnr(x, x + 0.2), torch.full((2,), 20.0), atol=1e-4)
     assert torch.allclose(psnr(x, x - 0.02), torch.full((2,), 40.0), atol=1e-3)
     assert torch.isinf(psnr(x, x)).all()
-    tm = pytest.importorskip("torchmetrics.functional.image")
+    import torchmetrics.functional.image as tm  # a test dependency (pyproject [test])
     a, b = _pairs(dtype=torch.float32)
     ref = tm.peak_signal_noise_ratio(a, b, data_range=2.0, reduction="none", dim=(1, 2, 3))
     assert torch.allclose(psnr(a, b), ref.float(), atol=1e-4)
@@ -70,12 +70,12 @@ def test_ssim_hand_values():
 def test_ssim_matches_scikit_image_and_torchmetrics():
     x, y = _pairs()
     ours = ssim(x, y).double()
-    metrics = pytest.importorskip("skimage.metrics")
+    import skimage.metrics as metrics  # a test dependency (pyproject [test])
     ref = [metrics.structural_similarity(x[i].numpy(), y[i].numpy(), gaussian_weights=True, sigma=1.5,
                                          use_sample_covariance=False, data_range=2.0, channel_axis=0)
            for i in range(len(x))]
     assert torch.allclose(ours, torch.tensor(ref, dtype=torch.float64), atol=1e-6)
-    tm = pytest.importorskip("torchmetrics.functional.image")
+    import torchmetrics.functional.image as tm  # a test dependency (pyproject [test])
     # torchmetrics reflect-pads and (since 1.x) averages the map over the padded border too; its map cropped to
     # the valid window positions is exactly our figure.
     _, full = tm.structural_similarity_index_measure(x, y, gaussian_kernel=True, sigma=1.5, kernel_size=11,
@@ -84,7 +84,7 @@ def test_ssim_matches_scikit_image_and_torchmetrics():
 
 
 def test_ms_ssim_against_torchmetrics_terms_and_hand_values():
-    tm_ssim = pytest.importorskip("torchmetrics.functional.image.ssim")
+    import torchmetrics.functional.image.ssim as tm_ssim  # a test dependency (pyproject [test])
     x, y = _pairs(1, 176, 180, noise=0.2, dtype=torch.float32)  # float32 keeps torchmetrics' 11x11 convs fast
     ours = ms_ssim(x, y).double()
     # Reference built from torchmetrics' own per-scale terms: cs (valid positions) at scales 1-4, the SSIM map
@@ -140,7 +140,7 @@ def _blocks(n, size=32, seed=0, cell=2):
 
 
 def test_laplacian_pyramid_matches_scipy_mirror_reference():
-    ndimage = pytest.importorskip("scipy.ndimage")
+    import scipy.ndimage as ndimage  # a test dependency (pyproject [test])
     x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
     k = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1])[None, None] / 256.0
 
@@ -163,7 +163,7 @@ def test_laplacian_pyramid_matches_scipy_mirror_reference():
 
 
 def test_sliced_wasserstein_one_dimensional_is_exact_w1():
-    stats = pytest.importorskip("scipy.stats")
+    import scipy.stats as stats  # a test dependency (pyproject [test])
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(300, 1, generator=g, dtype=torch.float64), torch.randn(170, 1, generator=g, dtype=torch.float64) + 0.4
     # In 1-D every unit direction is +-1, and W1 does not care about the sign.
@@ -348,7 +348,7 @@ def test_inception_missing_weights_message(empty_cache):
 
 
 def test_frechet_distance_against_scipy_and_closed_form():
-    linalg = pytest.importorskip("scipy.linalg")
+    import scipy.linalg as linalg  # a test dependency (pyproject [test])
     g = torch.Generator().manual_seed(0)
     fa = torch.randn(300, 12, generator=g, dtype=torch.float64) @ torch.randn(12, 12, generator=g, dtype=torch.float64)
     fb = torch.randn(250, 12, generator=g, dtype=torch.float64) * 1.3 + 0.5

@@ -152,7 +152,9 @@ def test_training_layout_loads_and_round_trips(tmp_path):
 
     main(["convert", str(tmp_path / "010000.pt"), str(tmp_path / "native")])
     main(["convert", str(tmp_path / "native"), str(tmp_path / "back.pt"), "--to", "rosinality"])
-    back = torch.load(tmp_path / "back.pt", weights_only=False)
+    from ganedit.formats.foreign import safe_torch_load
+
+    back = safe_torch_load(tmp_path / "back.pt")  # our export holds only tensors, containers and the Namespace
     _equal_nested(original, back)
     with torch.no_grad():
         z = torch.randn(2, 8)
@@ -198,7 +200,6 @@ def test_channel_table_options():
 
 def test_training_recipe_runs_and_exports(tmp_path):
     """A few steps of `ganedit train stylegan2` (R1 and path length included) on a folder of images."""
-    pytest.importorskip("ganedit.train.loop")
     from PIL import Image
 
     from ganedit.train.loop import train
