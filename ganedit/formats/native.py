@@ -171,19 +171,26 @@ def load_safetensors(path: Path, map_location: str = "cpu") -> Dict[str, torch.T
         raise CheckpointError(path, f"cannot read safetensors weights ({exc})") from None
 
 
-def load_state_dict_checked(model: torch.nn.Module, state: Dict[str, torch.Tensor], where: "str | os.PathLike[str]") -> None:
-    """load_state_dict with a readable report of missing, unexpected and mis-shaped keys."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
+def state_dict_mismatch(own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
+                        optional: Callable[[str], bool] = lambda key: False) -> Optional[str]:
+    """One readable line on how ``state`` fails to fit a module whose state dict is ``own`` (None if it fits):
+    missing, unexpected and mis-shaped keys. Keys for which ``optional`` is true may be absent."""
+    missing = [k for k in own if k not in state and not optional(k)]
     unexpected = [k for k in state if k not in own]
     wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:3])})")
-        raise CheckpointError(where, f"weights do not match {type(model).__name__}: " + "; ".join(parts))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if wrong:
+        parts.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:3])})")
+    return "; ".join(parts) or None
+
+
+def load_state_dict_checked(model: torch.nn.Module, state: Dict[str, torch.Tensor], where: "str | os.PathLike[str]") -> None:
+    """load_state_dict with a readable report of missing, unexpected and mis-shaped keys."""
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(where, f"weights do not match {type(model).__name__}: {problem}")
     model.load_state_dict(state, strict=True)

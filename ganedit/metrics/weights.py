@@ -84,19 +84,11 @@ def load_checked(module: torch.nn.Module, state: Dict[str, torch.Tensor], path: 
     def ignored(key: str) -> bool:
         return key.startswith(tuple(ignore_prefixes)) or key.endswith(tuple(ignore_suffixes))
 
+    from ganedit.formats.native import state_dict_mismatch
+
     own = module.state_dict()
     state = {k: v for k, v in state.items() if not (ignored(k) and k not in own)}
-    missing = [k for k in own if k not in state and not ignored(k)]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:4])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:4])})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:3])})")
-        raise CheckpointError(path, f"does not fit {type(module).__name__}: " + "; ".join(parts))
+    problem = state_dict_mismatch(own, state, optional=ignored)
+    if problem:
+        raise CheckpointError(path, f"does not fit {type(module).__name__}: {problem}")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
