@@ -45,16 +45,11 @@ def build(name: str) -> torch.nn.Module:
 def count_flops(net: torch.nn.Module, x: torch.Tensor) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ganedit.models.pix2pix import UpConv
+    from ganedit.nn.gemm_conv import native_convolutions
 
-    saved = UpConv.gemm_max_positions
-    UpConv.gemm_max_positions = 0  # count the canonical transposed-conv FLOPs (the GEMM path computes the same)
-    try:
-        counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
-            net(x)
-    finally:
-        UpConv.gemm_max_positions = saved
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), native_convolutions(), counter:  # the standard kernels' FLOPs (the GEMM paths compute the same sums)
+        net(x)
     return int(counter.get_total_flops())
 
 

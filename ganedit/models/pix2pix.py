@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model
+from ganedit.nn.gemm_conv import GemmConv2d, GemmConvTranspose2d
 
 NORMS = ("batch", "instance", "none")
 TEST_MODES = ("eval", "official")
@@ -145,39 +146,6 @@ def replay_dropout(model: nn.Module, masks: Dict[str, torch.Tensor]) -> Iterator
             model.set_submodule(name, original)
 
 
-class UpConv(nn.ConvTranspose2d):
-    """ConvTranspose2d (same parameters and keys) that computes small inputs as one GEMM followed by col2im.
-
-    The U-Net's deepest decoder levels see 1x1 to 8x8 maps with 512-1024 channels; there PyTorch's transposed
-    convolution runs at a few GFLOP/s while a plain matrix product of the whole batch against the weight runs near
-    peak. Larger maps (and tracing for ONNX export) use the regular kernel."""
-
-    gemm_max_positions = 256  # N*H*W up to which the GEMM path is used
-
-    def forward(self, x: torch.Tensor, output_size: Optional[List[int]] = None) -> torch.Tensor:
-        n, c, h, w = x.shape
-        if (output_size is not None or self.groups != 1 or self.dilation != (1, 1) or n * h * w > self.gemm_max_positions
-                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
-            return super().forward(x, output_size)
-        kh, kw = self.kernel_size
-        cout = self.out_channels
-        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
-        weight = self.weight
-        if weight.is_contiguous():  # [cin, cout * kh * kw], column index cout-major
-            cols = (rows @ weight.reshape(c, cout * kh * kw)).view(n, h * w, cout * kh * kw).transpose(1, 2)
-        else:  # channels_last weight: memory is [cin, kh, kw, cout], so this reshape is a view
-            cols = rows @ weight.permute(0, 2, 3, 1).reshape(c, kh * kw * cout)
-            cols = cols.view(n, h * w, kh * kw, cout).permute(0, 3, 2, 1).reshape(n, cout * kh * kw, h * w)
-        out_h = (h - 1) * self.stride[0] - 2 * self.padding[0] + kh + self.output_padding[0]
-        out_w = (w - 1) * self.stride[1] - 2 * self.padding[1] + kw + self.output_padding[1]
-        # fold needs the padded extent; crop the padding (and nothing else) afterwards
-        full = F.fold(cols, (out_h + 2 * self.padding[0], out_w + 2 * self.padding[1]), (kh, kw), stride=self.stride)
-        out = full[:, :, self.padding[0] : self.padding[0] + out_h, self.padding[1] : self.padding[1] + out_w]
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1)
-        return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) and c > 1 else out.contiguous()
-
-
 class UnetSkipConnectionBlock(nn.Module):
     """One U-Net level: ``x -> [x, up(sub(down(x)))]`` (concatenated on channels), or without the concatenation at
     the outermost level. ``self.model`` is a Sequential whose indices match the official keys:
@@ -199,19 +167,19 @@ class UnetSkipConnectionBlock(nn.Module):
         self.outermost = outermost
         input_nc = outer_nc if input_nc is None else input_nc
         bias = uses_bias(norm)
-        down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        down_conv = GemmConv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
         # The official LeakyReLU is in place and so also rewrites the skip tensor; the parent applies ReLU to the
         # concatenation next, and ReLU(LReLU(d)) == ReLU(d), so an out-of-place LReLU gives identical outputs.
         down_act = nn.LeakyReLU(0.2)
         up_act = nn.ReLU(inplace=True)
         if outermost:
-            up_conv = UpConv(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            up_conv = GemmConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
             layers: List[nn.Module] = [down_conv, submodule, up_act, up_conv, nn.Tanh()]
         elif innermost:
-            up_conv = UpConv(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = GemmConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [down_act, down_conv, up_act, up_conv, make_norm(norm, outer_nc)]
         else:
-            up_conv = UpConv(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = GemmConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [down_act, down_conv, make_norm(norm, inner_nc), submodule, up_act, up_conv, make_norm(norm, outer_nc)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
