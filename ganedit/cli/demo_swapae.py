@@ -55,7 +55,7 @@ def train_model(out: Path, size: int, minutes: float, images: int, seed: int, ec
     trainer = Trainer(get_method("swapae"), cfg)
     # The engine stops cleanly (finishing the step, writing a checkpoint) when its stop flag is set, as it
     # does on SIGTERM; a timer sets that flag at the end of the budget.
-    timer = threading.Timer(max(1.0, minutes * 60.0 - (time.perf_counter() - start)), lambda: setattr(trainer, "_signal", "time budget"))
+    timer = threading.Timer(max(1.0, minutes * 60.0 - (time.perf_counter() - start)), lambda: trainer.request_stop("time budget"))
     timer.daemon = True
     timer.start()
     try:

@@ -218,6 +218,11 @@ class Trainer:
         return path
 
     # -- signals -------------------------------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Stop after the current step, with a checkpoint, as on SIGTERM (safe to call from another thread, e.g.
+        a time-budget timer); ``reason`` ends up in ``stopped_by``."""
+        self._signal = reason
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signal.Signals(signum).name
         # A second signal acts as it would without us (SIGINT: KeyboardInterrupt, SIGTERM: terminate).

@@ -1,0 +1,112 @@
+"""Swapping Autoencoder quality against the synthetic world's ground truth (issue §5), in one command.
+
+Trains the ``swapae`` recipe (its CPU defaults) on the synthetic world for ``--train-minutes`` -- or loads
+``--model`` / the shipped checkpoint -- then runs the demo's report on ``--pairs`` held-out pairs: ground-truth
+swap PSNR/SSIM against the copy-A and Lab colour-transfer baselines, reconstruction PSNR/SSIM, the structure leak
+(swaps of A with textures B and C measured against A's and the texture image's segmentations), the texture edit.
+Copies the swap grid and its ground-truth grid to docs/results/swapae/ and writes the BENCHMARKS.md section.
+
+    python -m benchmarks.bench_swapae_quality --train-minutes 30 --out runs/swapae_quality   # train, then score
+    python -m benchmarks.bench_swapae_quality                                                # the shipped model
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import machine_line, write_section  # noqa: E402
+
+BAR_DB = 2.0  # issue §5: beat both baselines by at least this much
+
+
+def report_lines(summary: Dict[str, Any], command: str, threads: int) -> str:
+    s, leak, info = summary["scores"], summary["structure_leak"], summary["model"]
+    best = max(s["copy"]["psnr"], s["colour_transfer"]["psnr"])
+    margin = s["swapae_swap"]["psnr"] - best
+    trained = (f"trained here for {info['train_seconds'] / 60:.1f} min ({info['steps']} steps, {threads} thread(s))"
+               if "train_seconds" in info else f"loaded from `{Path(info.get('path', '?')).relative_to(REPO) if str(info.get('path', '')).startswith(str(REPO)) else info.get('path')}` ({info.get('step', '?')} steps)")
+    rows = [("model swap", "swapae_swap"), ("copy A (baseline)", "copy"), ("Lab colour transfer (baseline)", "colour_transfer"),
+            ("model reconstruction (vs A)", "swapae_reconstruction"), ("texture edit X->Y, strength 1 (vs true domain-Y image)", "texture_edit_x2y"),
+            ("copy input (texture-edit baseline)", "texture_edit_copy_input")]
+    m, t = leak["swapae"], leak["ground_truth"]
+    lines = [
+        "## Swapping Autoencoder quality against the synthetic world's ground truth (64 px, CPU)",
+        "",
+        f"Command: `{command}`. Model: {trained}. {summary['pairs']} held-out pairs (`heldout_swap_pairs`), "
+        f"swap = render(structure A, appearance B). {machine_line()}",
+        "",
+        "| | PSNR (dB) | SSIM |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {label} | {s[key]['psnr']:.2f} | {s[key]['ssim']:.4f} |" for label, key in rows if key in s]
+    lines += [
+        "",
+        f"Swap minus the better baseline: **{margin:+.2f} dB** (bar: +{BAR_DB:.0f} dB, i.e. {best + BAR_DB:.2f} dB): "
+        f"**{'met' if margin >= BAR_DB else 'NOT met'}**.",
+        "",
+        f"Structure leak ({leak['n']} swaps: A with texture B and A with texture C; R^2 of the swap explained by painting "
+        "each segmentation class its mean colour):",
+        "",
+        "| R^2 of the swap by | model | ground truth |",
+        "|---|---|---|",
+        f"| A's segmentation (structure kept: want high) | {m['fit_structure']:.3f} | {t['fit_structure']:.3f} |",
+        f"| the texture image's segmentation (leak: want as low as the truth) | {m['fit_texture']:.3f} | {t['fit_texture']:.3f} |",
+        "",
+        "Grids: `docs/results/swapae/swap_grid.png` (A, B, model swap, truth, baselines) beside "
+        "`docs/results/swapae/swap_ground_truth.png`; also the interpolation strip, region edit and texture edit there.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-minutes", type=float, default=0.0, help="train a model first for this long (0: load one)")
+    parser.add_argument("--train-images", type=int, default=4000, help="synthetic training images")
+    parser.add_argument("--model", type=Path, default=None, help="model to score (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "swapae_quality", help="report (and run) folder")
+    parser.add_argument("--pairs", type=int, default=500, help="held-out pairs scored")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--ship", action="store_true", help="write the scored model (without discriminators) to ganedit/assets/swapae_synth64")
+    parser.add_argument("--no-write", action="store_true", help="print only: leave BENCHMARKS.md and docs/ alone")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from ganedit.cli.demo import REPORT, DemoContext, format_scores, run_demo
+
+    ctx = DemoContext(out=args.out, size=64, n=32, pairs=args.pairs, model_path=args.model, train=args.train_minutes > 0,
+                      train_minutes=args.train_minutes, train_images=args.train_images, edit_pairs=64)
+    summary = run_demo(ctx, REPORT)
+    print(format_scores(summary["scores"]))
+    command = "python -m benchmarks.bench_swapae_quality" + (f" --train-minutes {args.train_minutes:g} --train-images {args.train_images}" if ctx.train else "")
+    if args.model is not None:
+        command += f" --model {args.model}"
+    text = report_lines(summary, command, args.threads)
+    print(text)
+    if args.ship:
+        import ganedit
+        from ganedit.cli.demo_swapae import SHIPPED_MODEL
+        from ganedit.formats.native import save_model
+
+        source = ganedit.load(summary["model"]["path"])  # keeps the run's meta: steps, images seen, training config
+        meta = {**getattr(source, "checkpoint_meta", {}), **{k: summary["model"][k] for k in ("train_seconds",) if k in summary["model"]}}
+        save_model(ctx.model, SHIPPED_MODEL, meta=meta)
+        print(f"shipped the model to {SHIPPED_MODEL}")
+    if not args.no_write:
+        results = REPO / "docs" / "results" / "swapae"
+        results.mkdir(parents=True, exist_ok=True)
+        for name in ("swap_grid.png", "swap_ground_truth.png", "interpolation.png", "region_edit.png", "texture_edit.png", "scores.json"):
+            shutil.copyfile(args.out / name, results / name)
+        write_section("swapae-quality", text)
+
+
+if __name__ == "__main__":
+    main()
