@@ -207,7 +207,7 @@ def swd_of_run(run: Path, n: int, every: int, previous: Optional[dict] = None) -
 
 def write_training_section(run: Path, result: dict, grid: Path) -> None:
     lines = [
-        "## stylegan2 training (synthetic world)",
+        f"## stylegan2 training (synthetic world, {result['size']} px)",
         "",
         f"Command: `python -m benchmarks.bench_stylegan2 --swd-run {run}` on the run made by "
         f"`{(run / 'command.txt').read_text().strip() if (run / 'command.txt').exists() else 'ganedit train stylegan2'}`.",
@@ -225,7 +225,7 @@ def write_training_section(run: Path, result: dict, grid: Path) -> None:
     verdict = "below" if best < result["blurred_real"] else "NOT below"
     lines += ["", f"Best SWD {best:.2f}: {verdict} the blurred-real baseline. Sample grid ({result['grid_network']} of the last "
               f"checkpoint, 32 fixed z, stored noise): `{grid}`; the curve as JSON beside it."]
-    write_section("stylegan2-train", "\n".join(lines))
+    write_section(f"stylegan2-train-{result['size']}", "\n".join(lines))
     print("\n".join(lines))
 
 

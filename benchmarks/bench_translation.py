@@ -27,6 +27,7 @@ from typing import Dict, List  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import fp32_peak_gflops, machine_line, time_repeats, write_section  # noqa: E402
+from ganedit.nn.gemm_conv import native_convolutions  # noqa: E402
 
 NETS = {
     "resnet_9blocks": dict(netG="resnet_9blocks", norm="instance", use_dropout=False),
@@ -45,8 +46,6 @@ def build(name: str) -> torch.nn.Module:
 def count_flops(net: torch.nn.Module, x: torch.Tensor) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ganedit.nn.gemm_conv import native_convolutions
-
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), native_convolutions(), counter:  # the standard kernels' FLOPs (the GEMM paths compute the same sums)
         net(x)
@@ -62,8 +61,10 @@ def speed(repeats: int) -> List[Dict[str, float]]:
             flops = count_flops(net, x)
             with torch.inference_mode():
                 t = time_repeats(lambda: net(x), repeats=repeats, warmup=1)
+                with native_convolutions():  # the same net on PyTorch's kernels alone, for the speed-up of the GEMM paths
+                    t_native = time_repeats(lambda: net(x), repeats=repeats, warmup=1)
             row = {"net": name, "batch": batch, "gflop_per_image": flops / batch / 1e9, "min_s": t["min"], "median_s": t["median"],
-                   "images_per_s": batch / t["min"], "gflops": flops / t["min"] / 1e9}
+                   "images_per_s": batch / t["min"], "gflops": flops / t["min"] / 1e9, "native_min_s": t_native["min"]}
             print(f"{name:15s} batch {batch}: {row['images_per_s']:.3f} img/s (min {t['min']:.3f} s, median {t['median']:.3f} s), "
                   f"{row['gflops']:.1f} GFLOP/s, {row['gflop_per_image']:.1f} GFLOP/image", flush=True)
             rows.append(row)
@@ -101,9 +102,13 @@ def onnx_check() -> List[Dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for every figure, peak included (default 1, as the other benchmarks: the second "
+                             "core of this machine is often held by other work, which makes 2-thread figures erratic)")
     parser.add_argument("--no-onnx", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     print(machine_line(), flush=True)
     peak_before = fp32_peak_gflops()
@@ -117,7 +122,7 @@ def main() -> None:
         print(f"{row['net']:15s} batch {row['batch']}: {row['ratio']:.2f} of peak")
     onnx_rows = [] if args.no_onnx else onnx_check()
 
-    cmd = "python -m benchmarks.bench_translation" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
+    cmd = "python -m benchmarks.bench_translation" + (f" --repeats {args.repeats}" if args.repeats != 3 else "") + (f" --threads {args.threads}" if args.threads != 1 else "")
     lines = [
         "## Translation generators (pix2pix / CycleGAN), CPU fp32, 256 px",
         "",
@@ -125,13 +130,15 @@ def main() -> None:
         f"fp32 peak measured in the same run: {peak_before['peak_gflops']:.1f} GFLOP/s before and {peak_after['peak_gflops']:.1f} after "
         f"the timings (matmul {max(peak_before['matmul_gflops'], peak_after['matmul_gflops']):.1f}, conv {max(peak_before['conv_gflops'], peak_after['conv_gflops']):.1f}); "
         "ratios use the larger. Eval mode, ngf 64, channels_last, inference_mode; "
-        f"min and median of {args.repeats} timed calls after one warm-up. FLOPs: FlopCounterMode (conv + transposed conv).",
+        f"min and median of {args.repeats} timed calls after one warm-up. FLOPs: FlopCounterMode (conv + transposed conv). "
+        "The U-Net's convolutions on small maps and its 3-channel output layer run as GEMMs (`ganedit/nn/gemm_conv.py`); "
+        "the last column times the same net on PyTorch's own kernels (`native_convolutions()`), in the same run.",
         "",
-        "| net | batch | GFLOP/image | images/s (best) | s/call min / median | GFLOP/s | ÷ fp32 peak |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| net | batch | GFLOP/image | images/s (best) | s/call min / median | GFLOP/s | ÷ fp32 peak | s/call, native kernels |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        lines.append(f"| {r['net']} | {r['batch']} | {r['gflop_per_image']:.1f} | {r['images_per_s']:.3f} | {r['min_s']:.3f} / {r['median_s']:.3f} | {r['gflops']:.1f} | {r['ratio']:.2f} |")
+        lines.append(f"| {r['net']} | {r['batch']} | {r['gflop_per_image']:.1f} | {r['images_per_s']:.3f} | {r['min_s']:.3f} / {r['median_s']:.3f} | {r['gflops']:.1f} | {r['ratio']:.2f} | {r['native_min_s']:.3f} |")
     if onnx_rows:
         lines += ["", "ONNX export (torch.onnx.export, dynamo exporter, opset 18) of the same generators, one random 256 px image, "
                   "compared with onnxruntime (CPUExecutionProvider); goal max |diff| <= 1e-4:", "",

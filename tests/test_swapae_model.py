@@ -162,3 +162,12 @@ def test_rosinality_layout_is_recognised_and_explained(conformance):
         pytest.skip(f"no rosinality checkpoint at {path}")
     with pytest.raises(CheckpointError, match="rosinality's re-implementation"):
         ganedit.load(path)
+
+
+def test_small_model_structure_downsampling_sets_the_code_resolution():
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    for downsampling, side in ((0, 8), (2, 16), (3, 8)):
+        model = SwappingAutoencoder.small(64, 4, 32, 8, structure_downsampling=downsampling, with_discriminators=False)
+        sp, gl = model.encode(x)
+        assert sp.shape == (2, 4, side, side) and gl.shape == (2, 32)
+        assert model.decode(sp, gl, "zero").shape == (2, 3, 64, 64)

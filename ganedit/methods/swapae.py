@@ -18,19 +18,23 @@ Architecture: ``preset`` names an official one (church256, ffhq512, ...; trained
 ``SwappingAutoencoder.small(size, width, ...)``.
 
 CPU defaults (tuned for short runs on the synthetic world, ``ganedit train swapae --data synthetic:4000``): 64 px,
-width 16, texture code 128, batch 16, **lambda_L1 = 10** instead of the official 1, and **lambda_color_swap = 30**,
-a term the official code does not have (``losses.color_swap_loss``: rebuild an image from the structure code of a
-randomly recoloured copy and its own texture code, a swap whose answer is known). Every other weight and setting
-is the official one. Why, measured on this project's shared 2-core CPU (1 thread, other jobs running):
+width 16, texture code 128, batch 16, and three weights changed: **lambda_L1 = 10** (official 1), **lambda_GAN =
+lambda_PatchGAN = 0.1** (official 1), and **lambda_color_swap = 30**, a term the official code does not have
+(``losses.color_swap_loss``: rebuild an image from the structure code of a randomly recoloured copy and its own
+texture code, a swap whose answer is known). Every other setting is the official one. Why, measured on this
+project's shared 2-core CPU (1 thread, other jobs running), held-out swap PSNR (colour transfer: 11.93 dB on 200
+pairs, 11.96 on 500):
 
 * lambda_L1: width 16, ~320 steps: the reconstruction L1 fell from 0.35 to 0.20 with 10 but stayed at 0.35 with 1
   (the GAN terms dominate early); an L1-only run (0.19) ignores the texture code.
-* lambda_color_swap, 10 minutes each (~680 steps), held-out swap PSNR on 200 pairs (colour transfer: 11.93 dB):
-  0 -> 12.10 dB even after 2267 steps (the swaps are texture noise: the GAN terms alone have not yet moved colour
-  out of the structure code), 10 -> 12.72, 30 -> 13.28, 100 -> 13.13; 30 with lambda_L1 = 30 -> 12.78.
+* lambda_color_swap (GAN weights 1), 10 minutes each (~680 steps), 200 pairs: 0 -> 12.10 dB even after 2267 steps
+  (the swaps are texture noise), 10 -> 12.72, 30 -> 13.28, 100 -> 13.13; 30 with lambda_L1 = 30 -> 12.78.
+* GAN weights (lambda_color_swap 30), 30 minutes: 1 -> 12.64 dB on 500 pairs after 3565 steps (the swaps had
+  turned into texture noise again); 0.3 -> 13.54 / 13.67 / 13.49 / 13.70 dB at steps 500 / 1000 / 1500 / 2000
+  (200 pairs); 0.1 -> 13.69 dB on 500 pairs after 2563 steps (``benchmarks/bench_swapae_quality.py``).
 
-For the official recipe: ``--set lambda_L1=1 --set lambda_color_swap=0`` (and ``preset``/``size`` for the
-released architectures).
+For the official recipe: ``--set lambda_L1=1 --set lambda_GAN=1 --set lambda_PatchGAN=1 --set
+lambda_color_swap=0`` (and ``preset``/``size`` for the released architectures).
 """
 from __future__ import annotations
 
@@ -55,14 +59,15 @@ class SwapAE(Method):
         "preset": "",  # official architecture (church256, ffhq512, ffhq1024, ...); empty: the small model
         "width": 16,
         "structure_channels": 8,
+        "structure_downsampling": 0,  # small model: 0 = 3 below 128 px (8x8 code at 64 px), else 4; 2 = 16x16 at 64 px
         "texture_channels": 128,
         "batch": 16,  # two halves of 8: one for the D step, one for the G step
         "steps": 5000,
         "lr": 0.002,
         "betas": [0.0, 0.99],
         "lambda_L1": 10.0,  # official: 1.0 (see the module docstring: 10 learns ~2x faster in short CPU runs)
-        "lambda_GAN": 1.0,
-        "lambda_PatchGAN": 1.0,
+        "lambda_GAN": 0.1,  # official: 1.0 (see the module docstring)
+        "lambda_PatchGAN": 0.1,  # official: 1.0
         "lambda_R1": 10.0,
         "lambda_patch_R1": 1.0,
         "lambda_color_swap": 30.0,  # ganedit addition (losses.color_swap_loss); the official recipe: 0
@@ -92,7 +97,7 @@ class SwapAE(Method):
                 return SwappingAutoencoder.official(c["preset"], crop_size=c["size"], **crops)
             except (ValueError, KeyError) as exc:
                 raise ConfigError(f"swapae: {exc}") from None
-        return SwappingAutoencoder.small(c["size"], c["structure_channels"], c["texture_channels"], c["width"],
+        return SwappingAutoencoder.small(c["size"], c["structure_channels"], c["texture_channels"], c["width"], structure_downsampling=c["structure_downsampling"],
                                          patch_num_crops=c["patch_num_crops"], patch_scale_range=[c["patch_min_scale"], c["patch_max_scale"]],
                                          patch_use_aggregation=c["patch_use_aggregation"])
 

@@ -129,11 +129,13 @@ class SwappingAutoencoder(nn.Module):
         return cls(**official_architecture(**{**OFFICIAL_PRESETS[preset], **options}), with_discriminators=with_discriminators)
 
     @classmethod
-    def small(cls, image_size: int = 64, structure_channels: int = 8, texture_channels: int = 256, width: int = 32, with_discriminators: bool = True, **overrides: Any) -> "SwappingAutoencoder":
+    def small(cls, image_size: int = 64, structure_channels: int = 8, texture_channels: int = 256, width: int = 32, with_discriminators: bool = True,
+              structure_downsampling: int = 0, **overrides: Any) -> "SwappingAutoencoder":
         """A CPU-sized model. Below 128 px the encoder downsamples 3 times (structure code at 1/8, so 64 px images
-        keep a texture branch of two valid 3x3 convs: 8 -> 3 -> 1), else 4 times like the official models.
+        keep a texture branch of two valid 3x3 convs: 8 -> 3 -> 1), else 4 times like the official models;
+        ``structure_downsampling`` > 0 chooses the count (2: a 16x16 structure code at 64 px, for sharper layout).
         Widths grow from width/2 and stop at 4·width; the patch D sees 1/4-size patches (at least 16 px)."""
-        sp = 3 if image_size < 128 else 4
+        sp = structure_downsampling or (3 if image_size < 128 else 4)
         top = 4 * width
         enc = [min(top, width * 2 ** i // 2) for i in range(sp + 3)]
         head = [2 * width, top]
