@@ -35,7 +35,22 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 
 
-class AlexNetFeatures(nn.Module):
+class _TappedFeatures(nn.Module):
+    """A ``features`` Sequential whose outputs after the layers listed in ``taps`` are returned."""
+
+    taps: tuple = ()
+    features: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps:
+                out.append(x)
+        return out
+
+
+class AlexNetFeatures(_TappedFeatures):
     """torchvision AlexNet ``features`` (indices and shapes kept), tapped after ReLU 1..5."""
 
     channels = (64, 192, 384, 256, 256)
@@ -51,16 +66,8 @@ class AlexNetFeatures(nn.Module):
             nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
         )
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.taps:
-                out.append(x)
-        return out
 
-
-class VGG16Features(nn.Module):
+class VGG16Features(_TappedFeatures):
     """torchvision VGG16 ``features`` up to relu5_3 (indices kept), tapped at relu1_2, 2_2, 3_3, 4_3, 5_3."""
 
     channels = (64, 128, 256, 512, 512)
@@ -78,14 +85,6 @@ class VGG16Features(nn.Module):
                 layers += [nn.Conv2d(cin, int(item), 3, padding=1), nn.ReLU(inplace=True)]
                 cin = int(item)
         self.features = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.taps:
-                out.append(x)
-        return out
 
 
 class _LinearHead(nn.Module):
