@@ -175,8 +175,9 @@ def swd_of_run(run: Path, n: int, every: int, previous: Optional[dict] = None) -
     print(json.dumps(out))
     G = Generator(size, cfg["style_dim"], cfg["n_mlp"], lr_mlp=cfg["lr_mlp"], channel_base=cfg["channel_base"],
                   channel_max=cfg["channel_max"]).eval()
-    chosen = [c for i, c in enumerate(checkpoints) if i % every == 0 or i == len(checkpoints) - 1]
     done = {r["step"]: r for r in previous.get("curve", [])} if same else {}
+    # every k-th checkpoint, the last, and any scored before (a later call on a longer run keeps the earlier rows)
+    chosen = [c for i, c in enumerate(checkpoints) if i % every == 0 or i == len(checkpoints) - 1 or c[0] in done]
     for step, path in chosen:
         if step in done:
             out["curve"].append(done[step])
