@@ -70,3 +70,11 @@ def test_large_maps_and_tracing_use_the_native_kernel():
     assert not any("convolution" in e.name for e in prof.function_events)
     traced = torch.jit.trace(layer, small)
     assert "conv" in str(traced.inlined_graph) and torch.allclose(traced(small), layer(small), atol=1e-6)
+
+
+def test_padding_strings_and_modes_fall_back_to_the_native_kernel():
+    x = torch.randn(1, 3, 4, 4)
+    for layer in (GemmConv2d(3, 4, 3, padding="same"), GemmConv2d(3, 4, 4, stride=2, padding=1, padding_mode="reflect")):
+        with native_convolutions():
+            expected = layer(x)
+        assert torch.equal(layer(x), expected)

@@ -53,10 +53,10 @@ class GemmConv2d(nn.Conv2d):
     gemm_max_positions = 64
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.padding, str) or _plain_layer(self) or self.padding_mode != "zeros":
+            return super().forward(x)  # ("same"/"valid" padding strings and non-zero padding modes included)
         n, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        if isinstance(self.padding, str) or _plain_layer(self) or self.padding_mode != "zeros":
-            return super().forward(x)
         ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         if n * ho * wo > self.gemm_max_positions:
             return super().forward(x)
