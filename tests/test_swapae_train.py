@@ -88,6 +88,34 @@ def test_recolor_keeps_edges_and_moves_colours():
         recolor(x, torch.rand(3, 2))
 
 
+def test_recolor_warp_recolours_regions_differently():
+    """With warp the hue turn depends on the pixel's hue: two regions of different hue are turned by different
+    angles (a global turn keeps the angle between their chroma vectors), flat regions stay flat, and the
+    warp terms vanish at u4 = u6 = 0.5."""
+    from ganedit.models.swapae.recolor import PARAMS, recolor
+
+    flat = torch.zeros(1, 3, 8, 8)
+    flat[..., :4] = torch.tensor([0.4, -0.2, -0.2]).view(1, 3, 1, 1)  # reddish
+    flat[..., 4:] = torch.tensor([-0.2, 0.4, -0.2]).view(1, 3, 1, 1)  # greenish: 120 degrees away
+    u = torch.tensor([[0.1, 0.6, 0.5, 0.5, 0.5, 0.3, 0.5, 0.3]])
+    assert torch.allclose(recolor(flat, u, warp=1.0), recolor(flat, u[:, :4]), atol=1e-6)
+
+    def chroma_angle(img: torch.Tensor) -> float:
+        c = img[0, :, 0, [0, 7]] - img[0, :, 0, [0, 7]].mean(0)  # chroma of the two regions
+        return float(torch.arccos((c[:, 0] @ c[:, 1]) / (c[:, 0].norm() * c[:, 1].norm())))
+
+    warped = u.clone()
+    warped[0, 4] = 0.9
+    out = recolor(flat, warped, warp=1.0)
+    assert abs(chroma_angle(recolor(flat, u[:, :4])) - chroma_angle(flat)) < 1e-4
+    assert abs(chroma_angle(out) - chroma_angle(flat)) > 0.3
+    assert torch.equal(out[..., :4], out[..., :1, :1].expand(-1, -1, 8, 4))
+    assert torch.equal(out[..., 4:], out[..., :1, 4:5].expand(-1, -1, 8, 4))
+    assert out.abs().max() <= 1.0
+    with pytest.raises(ValueError, match=f"\\(1, {PARAMS}\\)"):
+        recolor(flat, u[:, :4], warp=1.0)
+
+
 def test_color_swap_loss_is_reconstruction_when_nothing_is_recoloured():
     """The added term is L1(G(structure of the recoloured copy, texture of the original), original): with an
     unchanged copy it is the plain reconstruction L1, and a recoloured copy gives a different value."""

@@ -73,6 +73,7 @@ class SwapAE(Method):
         "lambda_R1": 10.0,
         "lambda_patch_R1": 1.0,
         "lambda_color_swap": 30.0,  # ganedit addition (losses.color_swap_loss); the official recipe: 0
+        "color_swap_warp": 3.0,  # recolor(warp=): 0 = one colour cast per image; > 0 also recolours each region differently
         "r1_every": 16,
         "patch_num_crops": 8,
         "patch_min_scale": 0.125,
@@ -149,7 +150,7 @@ class SwapAE(Method):
         recolored = None
         if w.lambda_color_swap > 0:  # drawn on every rank for the global batch (ctx.rand), like the flips
             h = real_g.shape[0] // 2
-            recolored = recolor(real_g[:h], ctx.rand(h, PARAMS))
+            recolored = recolor(real_g[:h], ctx.rand(h, PARAMS), warp=float(self.cfg["color_swap_warp"]))
         set_requires_grad(disc, False)
         set_requires_grad(gen, True)
         with ctx.autocast():
