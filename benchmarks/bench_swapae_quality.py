@@ -6,7 +6,7 @@ swap PSNR/SSIM against the copy-A and Lab colour-transfer baselines, reconstruct
 (swaps of A with textures B and C measured against A's and the texture image's segmentations), the texture edit.
 Copies the swap grid and its ground-truth grid to docs/results/swapae/ and writes the BENCHMARKS.md section.
 
-    python -m benchmarks.bench_swapae_quality --train-minutes 30 --out runs/swapae_quality   # train, then score
+    OMP_NUM_THREADS=2 python -m benchmarks.bench_swapae_quality --train-minutes 30 --threads 2 --out runs/swapae_quality  # train, score
     python -m benchmarks.bench_swapae_quality                                                # the shipped model
 """
 from __future__ import annotations
@@ -87,6 +87,8 @@ def main() -> None:
     summary = run_demo(ctx, REPORT)
     print(format_scores(summary["scores"]))
     command = "python -m benchmarks.bench_swapae_quality" + (f" --train-minutes {args.train_minutes:g} --train-images {args.train_images}" if ctx.train else "")
+    if args.threads != 1:
+        command = f"OMP_NUM_THREADS={args.threads} {command} --threads {args.threads}"
     if args.model is not None:
         command += f" --model {args.model}"
     text = report_lines(summary, command, args.threads)

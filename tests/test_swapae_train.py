@@ -20,6 +20,17 @@ FAST = {"size": 64, "width": 8, "texture_channels": 32, "batch": 8, "workers": 0
 
 
 
+@pytest.mark.parametrize("size, requested, code", [(64, 0, 16), (128, 0, 16), (256, 0, 16), (64, 3, 8)])
+def test_recipe_structure_code_is_16x16_unless_asked(size, requested, code):
+    from ganedit.methods.swapae import SwapAE
+    from ganedit.train.config import resolve
+
+    method = SwapAE(resolve(get_method("swapae"), {**FAST, "data": "synthetic:8", "out": "unused", "size": size,
+                                                   "structure_downsampling": requested}))
+    sp, gl = method.make_model().E(torch.zeros(1, 3, size, size))
+    assert sp.shape[-2:] == (code, code) and gl.shape == (1, 32)
+
+
 def test_recipe_trains_logs_and_exports(tmp_path):
     trainer = train("swapae", {**FAST, "data": "synthetic:16", "out": str(tmp_path / "run"), "steps": 3, "r1_every": 2})
     sae = trainer.method.nets["sae"]

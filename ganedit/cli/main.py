@@ -7,8 +7,10 @@ import pkgutil
 import sys
 
 # Must be set before torch (and its OpenMP runtime) loads: spinning OpenMP threads slow everything else
-# on a busy CPU by several times. The user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# on a busy CPU by several times. The user's own setting wins, GOMP_SPINCOUNT included: on a machine of your
+# own, GOMP_SPINCOUNT=100000 trains small models ~1.8x faster (benchmarks/bench_wait_policy.py).
+if "GOMP_SPINCOUNT" not in os.environ:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click
 

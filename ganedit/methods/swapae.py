@@ -18,8 +18,8 @@ Architecture: ``preset`` names an official one (church256, ffhq512, ...; trained
 ``SwappingAutoencoder.small(size, width, ...)``.
 
 CPU defaults (tuned for short runs on the synthetic world, ``ganedit train swapae --data synthetic:4000``): 64 px,
-width 16, texture code 128, batch 16, and three weights changed: **lambda_L1 = 10** (official 1), **lambda_GAN =
-lambda_PatchGAN = 0.1** (official 1), and **lambda_color_swap = 30** with **color_swap_warp = 3**, a term the
+width 16, texture code 128, a 16x16 structure code, batch 16, and three weights changed: **lambda_L1 = 10**
+(official 1), **lambda_GAN = lambda_PatchGAN = 0.1** (official 1), and **lambda_color_swap = 30** with **color_swap_warp = 3**, a term the
 official code does not have (``losses.color_swap_loss``: rebuild an image from the structure code of a randomly
 recoloured copy and its own texture code, a swap whose answer is known; ``recolor.recolor``: with a warp, each
 region's colour is changed differently). Every other setting is the official one. Why, measured on this
@@ -39,6 +39,15 @@ pairs, 11.96 on 500):
   one thread each (~1550 steps), 200 pairs: 0 -> 13.69 dB, 1 -> 13.91, 2 -> 14.85, 3 -> 15.10; 2 with
   lambda_color_swap 60 -> 15.06; 1 with structure_downsampling 2 -> 13.62 (1153 steps). A global colour cast
   teaches the texture code one colour per image; the synthetic world (like photos) paints each region its own.
+* The shipped model: warp 3, 30 minutes on two threads, 500 pairs (``benchmarks/bench_swapae_quality.py``).
+  8x8 structure code: 5083 steps, swap 15.60 dB, reconstruction 18.94 dB, leak R^2 0.396 (truth 0.254): a
+  higher swap PSNR partly by carrying B's layout in the texture code (B itself scores 16.15 dB). 16x16 code
+  (the default since): 4044 steps, swap 14.68 dB, reconstruction 19.69 dB, leak 0.279, A's layout visible in
+  every swap.
+
+CPU runs with two or more threads: ``GOMP_SPINCOUNT=100000 ganedit train swapae ...`` on a machine of your own
+(``benchmarks/bench_wait_policy.py``): the CLI's default passive OpenMP waiting made this recipe's step 1.8x
+slower on an idle 2-core machine. The shipped model's runs were started without it.
 
 For the official recipe: ``--set lambda_L1=1 --set lambda_GAN=1 --set lambda_PatchGAN=1 --set
 lambda_color_swap=0`` (and ``preset``/``size`` for the released architectures).
@@ -66,7 +75,7 @@ class SwapAE(Method):
         "preset": "",  # official architecture (church256, ffhq512, ffhq1024, ...); empty: the small model
         "width": 16,
         "structure_channels": 8,
-        "structure_downsampling": 0,  # small model: 0 = 3 below 128 px (8x8 code at 64 px), else 4; 2 = 16x16 at 64 px
+        "structure_downsampling": 0,  # small model: 0 = a 16x16 structure code (2 at 64 px, 4 at 256 like the official models)
         "texture_channels": 128,
         "batch": 16,  # two halves of 8: one for the D step, one for the G step
         "steps": 5000,
@@ -105,7 +114,10 @@ class SwapAE(Method):
                 return SwappingAutoencoder.official(c["preset"], crop_size=c["size"], **crops)
             except (ValueError, KeyError) as exc:
                 raise ConfigError(f"swapae: {exc}") from None
-        return SwappingAutoencoder.small(c["size"], c["structure_channels"], c["texture_channels"], c["width"], structure_downsampling=c["structure_downsampling"],
+        # A 16x16 structure code, as the official 256 px models have: at 64 px it kept the layout and leaked less
+        # into the texture code than an 8x8 one (module docstring).
+        downsampling = c["structure_downsampling"] or max(1, int(c["size"]).bit_length() - 1 - 4)
+        return SwappingAutoencoder.small(c["size"], c["structure_channels"], c["texture_channels"], c["width"], structure_downsampling=downsampling,
                                          patch_num_crops=c["patch_num_crops"], patch_scale_range=[c["patch_min_scale"], c["patch_max_scale"]],
                                          patch_use_aggregation=c["patch_use_aggregation"])
 
