@@ -23,7 +23,7 @@ from typing import Dict, List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SETTINGS: Dict[str, Dict[str, str]] = {  # label -> environment; the CLI's choice is marked in the table
+SETTINGS: Dict[str, Dict[str, str]] = {  # label -> environment (the CLI and ./run default to the first)
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
     "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
     "GOMP_SPINCOUNT=100000": {"GOMP_SPINCOUNT": "100000"},

@@ -19,10 +19,10 @@ Architecture: ``preset`` names an official one (church256, ffhq512, ...; trained
 
 CPU defaults (tuned for short runs on the synthetic world, ``ganedit train swapae --data synthetic:4000``): 64 px,
 width 16, texture code 128, a 16x16 structure code, batch 16, and three weights changed: **lambda_L1 = 10**
-(official 1), **lambda_GAN = lambda_PatchGAN = 0.1** (official 1), and **lambda_color_swap = 30** with **color_swap_warp = 3**, a term the
-official code does not have (``losses.color_swap_loss``: rebuild an image from the structure code of a randomly
-recoloured copy and its own texture code, a swap whose answer is known; ``recolor.recolor``: with a warp, each
-region's colour is changed differently). Every other setting is the official one. Why, measured on this
+(official 1), **lambda_GAN = lambda_PatchGAN = 0.1** (official 1), and **lambda_color_swap = 30** with
+**color_swap_warp = 3**, a term the official code does not have (``losses.color_swap_loss``: rebuild an image
+from the structure code of a randomly recoloured copy and its own texture code, a swap whose answer is known;
+``recolor.recolor``: with a warp, each region's colour is changed differently). Every other setting is the official one. Why, measured on this
 project's shared 2-core CPU (1 thread, other jobs running), held-out swap PSNR (colour transfer: 11.93 dB on 200
 pairs, 11.96 on 500):
 
@@ -64,6 +64,7 @@ from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval
 from ganedit.data.datasets import open_training_images
 from ganedit.models.swapae import SwappingAutoencoder
 from ganedit.models.swapae import losses as L
+from ganedit.models.swapae.discriminators import rounded_log2
 from ganedit.models.swapae.recolor import PARAMS, recolor
 
 
@@ -116,7 +117,7 @@ class SwapAE(Method):
                 raise ConfigError(f"swapae: {exc}") from None
         # A 16x16 structure code, as the official 256 px models have: at 64 px it kept the layout and leaked less
         # into the texture code than an 8x8 one (module docstring).
-        downsampling = c["structure_downsampling"] or max(1, int(c["size"]).bit_length() - 1 - 4)
+        downsampling = c["structure_downsampling"] or max(1, rounded_log2(c["size"]) - 4)
         return SwappingAutoencoder.small(c["size"], c["structure_channels"], c["texture_channels"], c["width"], structure_downsampling=downsampling,
                                          patch_num_crops=c["patch_num_crops"], patch_scale_range=[c["patch_min_scale"], c["patch_max_scale"]],
                                          patch_use_aggregation=c["patch_use_aggregation"])
