@@ -22,9 +22,9 @@ width 16, texture code 128, a 16x16 structure code, batch 16, and three weights 
 (official 1), **lambda_GAN = lambda_PatchGAN = 0.1** (official 1), and **lambda_color_swap = 30** with
 **color_swap_warp = 3**, a term the official code does not have (``losses.color_swap_loss``: rebuild an image
 from the structure code of a randomly recoloured copy and its own texture code, a swap whose answer is known;
-``recolor.recolor``: with a warp, each region's colour is changed differently). Every other setting is the official one. Why, measured on this
-project's shared 2-core CPU (1 thread, other jobs running), held-out swap PSNR (colour transfer: 11.93 dB on 200
-pairs, 11.96 on 500):
+``recolor.recolor``: with a warp, each region's colour is changed differently). Every other setting is the
+official one. Why, measured on this project's shared 2-core CPU (1 thread, other jobs running), held-out swap PSNR
+(colour transfer: 11.93 dB on 200 pairs, 11.96 on 500):
 
 * lambda_L1: width 16, ~320 steps: the reconstruction L1 fell from 0.35 to 0.20 with 10 but stayed at 0.35 with 1
   (the GAN terms dominate early); an L1-only run (0.19) ignores the texture code.
