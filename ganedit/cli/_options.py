@@ -41,6 +41,17 @@ class HiddenArgument(click.Argument):
         return []
 
 
+def one_output(out: "str | None", positional: "str | None", usage: str) -> str:
+    """The output given as -o/--out or (the older form) as a positional argument."""
+    from ganedit.errors import ConfigError
+
+    if out and positional and out != positional:
+        raise ConfigError(f"two outputs given ({positional} and -o {out}); use -o/--out only: {usage}")
+    if not (out or positional):
+        raise ConfigError(f"give the output with -o/--out: {usage}")
+    return str(out or positional)
+
+
 def out_option(help: str, *, aliases: Iterable[str] = (), **kwargs: Any) -> Decorator:
     """``-o/--out``: where the command writes. ``aliases`` are old spellings that still parse."""
     aliases = tuple(aliases)
