@@ -128,16 +128,21 @@ def model_option(help: str, *, required: bool = True, **kwargs: Any) -> Decorato
     return click.option("--model", "model_path", type=MODEL_REF, required=required, help=help + MODEL_HELP_SUFFIX, **kwargs)
 
 
-def confirm_large(count: int, what: str, yes: bool, limit: int = 2000) -> None:
-    """Ask before a job of more than ``limit`` items (a ConfigError when nobody can answer: pass --yes)."""
+def interactive() -> bool:
+    """Whether someone can answer a question (stdin is a terminal)."""
     import sys
 
+    return bool(sys.stdin and sys.stdin.isatty())
+
+
+def confirm_large(count: int, what: str, yes: bool, limit: int = 2000) -> None:
+    """Ask before a job of more than ``limit`` items (a ConfigError when nobody can answer: pass --yes)."""
     from ganedit.errors import ConfigError
 
     if count <= limit or yes:
         return
     question = f"{what}: {count:,} outputs (more than {limit:,})."
-    if not sys.stdin.isatty():
+    if not interactive():
         raise ConfigError(f"{question} Pass --yes to run it anyway")
     if not click.confirm(f"{question} Continue?", default=False, err=True):
         raise click.exceptions.Abort()

@@ -104,7 +104,7 @@ def print_baselines(n_pairs: int, size: int, seed: int, quiet: bool = False) -> 
     # Scored in chunks so the bar moves; each score is a mean over images, so the chunk means weighted by their
     # sizes give exactly the mean over all pairs.
     sums: dict = {}
-    with tqdm(total=n_pairs, unit="pair", desc="baselines", dynamic_ncols=True, disable=quiet or None) as bar:
+    with tqdm(total=n_pairs, unit="pair", desc="baselines", dynamic_ncols=True, disable=quiet) as bar:
         for i in range(0, n_pairs, BASELINE_CHUNK):
             part = SwapPairs(a=pairs.a[i : i + BASELINE_CHUNK], b=pairs.b[i : i + BASELINE_CHUNK], target=pairs.target[i : i + BASELINE_CHUNK])
             k = part.a.shape[0]

@@ -12,6 +12,7 @@ from ganedit.cli._options import (batch_option, confirm_large, device_option, mo
 
 NOISE_HELP = ("fixed: the same noise (from --seed) for every output of a structure image, as the official swap tool "
               "fixes it; random: fresh noise per run; zero: no noise.")
+GRID_CONFIRM_ABOVE = 2000  # swap-grid asks before more swaps than this (a 200 x 200 grid is 40,000 decodes)
 SIZE_HELP = ("Resize (centre crop, then resize) every image to N x N before encoding. Default: the model's training "
              "size. 0 keeps each file's size (sides must be multiples of the model's downsampling factor).")
 
@@ -328,7 +329,7 @@ def register(cli: click.Group) -> None:
             from ganedit.errors import ConfigError
 
             raise ConfigError(f"structure images are {sx.shape[-1]}x{sx.shape[-2]} but texture images {tx.shape[-1]}x{tx.shape[-2]}; use --size N")
-        confirm_large(sx.shape[0] * tx.shape[0], f"swap-grid of {sx.shape[0]} structures x {tx.shape[0]} textures", yes)
+        confirm_large(sx.shape[0] * tx.shape[0], f"swap-grid of {sx.shape[0]} structures x {tx.shape[0]} textures", yes, GRID_CONFIRM_ABOVE)
         bar = _bar(sx.shape[0] * tx.shape[0], "swap-grid", quiet)
         rows = []
         with bar:
