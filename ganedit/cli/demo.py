@@ -217,7 +217,7 @@ def demo(out: Path, model_path: Optional[Path], train: bool, train_minutes: floa
     Examples:
       ganedit demo                                   # the shipped model -> out/demo
       ganedit demo --train --train-minutes 5         # train one first (progress bar), then the same report
-      ganedit demo --model runs/swapae/model --out out/mine
+      ganedit demo --model runs/swapae/model -o out/mine
     """
     model_path = Path(model_path) if model_path is not None else None
     size = (size or 64) if (world_only or train) else resolve_size(size, model_path)

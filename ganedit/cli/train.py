@@ -9,7 +9,7 @@ from ganedit.cli._options import WORKERS_HELP, out_option, quiet_option
 
 _EPILOG = """\b
 Examples:
-  ganedit train tinygan --data synthetic:2000 --steps 500 --out runs/tiny
+  ganedit train tinygan --data synthetic:2000 --steps 500 -o runs/tiny
   ganedit train tinygan --data faces/ --batch 32 --set r1_gamma=5 --precision bf16
   ganedit train tinygan --data faces/ --out runs/tiny --resume auto      # continue after a stop or crash
   torchrun --nproc_per_node=2 -m ganedit train tinygan --data faces/ --batch 32   # 2 processes x 16
