@@ -277,7 +277,8 @@ def register(cli: click.Group) -> None:
         from ganedit.edit import swapae as E
         from ganedit.errors import ConfigError
 
-        if (pairs is None) == (structure is None and texture is None) or (pairs is None and (structure is None or texture is None)):
+        single = (structure, texture) != (None, None)
+        if single == (pairs is not None) or (single and None in (structure, texture)):
             raise ConfigError("give either --structure and --texture, or --pairs A_DIR B_DIR")
         model = load_swapae(model_path, device)
         n = _size(model, size)
