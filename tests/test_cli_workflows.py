@@ -220,3 +220,24 @@ def test_pix2pix_trains_at_the_data_size(tmp_path):
     assert model.config["num_downs"] == 6  # unet_64, not unet_256 on upscaled 286 px crops
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_readme_pix2pix_command_fits_a_cpu(tmp_path):
+    """The README's pix2pix command, on 64 px pairs like the data it names, resolves to the CPU-sized run
+    that BENCHMARKS.md timed (~16 min): unet_64 on 64 px crops, a few thousand steps -- not 80,000 steps of a
+    256 px network (days on a CPU)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(l for l in readme.splitlines() if l.startswith("ganedit train pix2pix"))
+    assert re.search(r"#.*\bmin\b", line), "the README line should say how long it takes"
+    args = line.split("#")[0].split()[1:]
+    data = _aligned_folder(tmp_path / "x2y", 2, 64)
+    args[args.index("--data") + 1] = str(data)
+    args[args.index("-o") + 1] = str(tmp_path / "run")
+    result = invoke(*args, "--dry-run")
+    cfg = json.loads(result.output[result.output.index("{"):])
+    from ganedit.methods.pair_sizes import resolve_pair_sizes
+
+    resolve_pair_sizes(cfg)
+    assert (cfg["crop_size"], cfg["netG"]) == (64, "unet_64")
+    # BENCHMARKS.md (translation quality): 2406 steps of batch 4, ngf/ndf 32, unet_64 took 16.1 CPU minutes
+    assert cfg["steps"] * cfg["batch"] <= 2 * 2406 * 4 and cfg["ngf"] <= 32 and cfg["ndf"] <= 32
