@@ -78,7 +78,7 @@ def register(cli: click.Group) -> None:
     @out_option("Output image.", aliases=("--output",), default="samples.png", show_default=True, type=click.Path())
     @device_option()
     def sample_cmd(checkpoint: str, n: int, truncation: float, seed: int, nrow, noise: str, out: str, device: str) -> None:
-        """Write a grid of N random images from a StyleGAN2 CHECKPOINT (rosinality .pt or native folder).
+        """Write a grid of N random images from a StyleGAN2 CHECKPOINT (rosinality .pt, native folder or shipped name).
 
         \b
         Example:
