@@ -185,6 +185,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(models, tmp_path, monkeypatch
         ("swap", "--model", models / "sae", "--structure", img, "--texture", img, "-o", tmp_path / "s.png"),
         ("translate", "--model", models / "unet", img, "-o", tmp_path / "t.png"),
         ("sample", models / "sg2", "--n", "1", "-o", tmp_path / "g.png"),
+        ("eval", models / "img", models / "img", "-m", "psnr", "-q"),
     ]
     for args in runs:
         result = CliRunner().invoke(group, [str(a) for a in args] + ["--device", "cuda"], standalone_mode=False)
@@ -218,7 +219,9 @@ def test_device_moves_the_model(models, tmp_path, monkeypatch):
     invoke("translate", "--model", models / "unet", img, "-o", tmp_path / "t", "--device", "cuda")
     invoke("sample", models / "sg2", "--n", "2", "-o", tmp_path / "x.png", "--device", "cuda")
     invoke("mix", models / "sg2", "--rows", "1", "--cols", "2", "--range", "0-1", "-o", tmp_path / "m.png", "--device", "cuda")
-    assert moved == ["SwappingAutoencoder", "SwappingAutoencoder", "UnetGenerator", "StyleGAN2", "StyleGAN2"]
+    invoke("swapae", "pca", "--model", models / "sae", img, "-o", tmp_path / "pca.pt", "--components", "1", "--device", "cuda")
+    invoke("swapae", "region", "--model", models / "sae", "--target", img / "0.png", "--rect", "0", "0", "32", "32", "-o", tmp_path / "r.png", "--device", "cuda")
+    assert moved == ["SwappingAutoencoder", "SwappingAutoencoder", "UnetGenerator", "StyleGAN2", "StyleGAN2", "SwappingAutoencoder", "SwappingAutoencoder"]
     moved.clear()
     invoke("swap", "--model", models / "sae", "--structure", img / "0.png", "--texture", img / "1.png", "-o", tmp_path / "s.png", "--device", "cpu")
     assert moved == []
