@@ -16,9 +16,12 @@ from ganedit.errors import GaneditError
 
 
 def load(path: Any, *, map_location: str = "cpu") -> Any:
-    """Load a model saved with :func:`ganedit.save` (config.json + safetensors) with no flags."""
+    """Load a model saved with :func:`ganedit.save` (config.json + safetensors) with no flags, or a shipped
+    model by name (``ganedit.load("swapae-synth64")``; ``ganedit models`` lists them)."""
+    from ganedit.formats.named import resolve_model_ref
     from ganedit.formats.native import load_model
 
+    path = resolve_model_ref(path)
     return load_model(path, map_location=map_location)
 
 

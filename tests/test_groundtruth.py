@@ -119,7 +119,7 @@ def test_condition_pairs_match_the_written_conditions(tmp_path):
     from ganedit.data.io import read_image
     from ganedit.data.synthetic.export import write_dataset
 
-    write_dataset(tmp_path, 2, 32, n_test=3, layouts=("conditions",), workers=1)
+    write_dataset(tmp_path, 2, 32, n_test=3, layouts=("conditions",), workers=0)
     for kind in ("sketch", "lowres", "masked"):
         p = heldout_condition_pairs(3, 32, kind)
         on_disk = read_image(tmp_path / "conditions_test" / kind / "00000002.png")

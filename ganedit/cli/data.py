@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ganedit.cli._options import HiddenArgument, one_output, out_option, size_option
+
 
 @click.group()
 def data() -> None:
@@ -16,15 +18,16 @@ def data() -> None:
 
     \b
     Example:
-      ganedit data prepare photos/ faces-256.zip --size 256
+      ganedit data prepare photos/ -o faces-256.zip --size 256
       ganedit data info faces-256.zip
     """
 
 
 @data.command("prepare")
 @click.argument("src", type=click.Path(exists=True, path_type=str))
-@click.argument("dest", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--size", "-s", type=click.IntRange(1), required=True, help="Output resolution N (N x N pixels).")
+@click.argument("dest", cls=HiddenArgument, required=False, type=click.Path(dir_okay=False, path_type=str))
+@out_option("The zip file to write.", type=click.Path(dir_okay=False, path_type=str), default=None)
+@size_option("Output resolution N (N x N pixels).", type=click.IntRange(1), required=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images (and count them) instead of stopping at the first.")
 @click.option(
     "--filter",
@@ -44,7 +47,7 @@ def data() -> None:
     help="PNG compression: 0 reads fastest in training (NVlabs default), 9 is smallest.",
 )
 def prepare(
-    src: str, dest: str, size: int, skip_bad: bool, resize_filter: str, allow_upscale: bool, max_pixels: "int | None", png_level: int
+    src: str, dest: "str | None", out: "str | None", size: int, skip_bad: bool, resize_filter: str, allow_upscale: bool, max_pixels: "int | None", png_level: int
 ) -> None:
     """Turn a folder (or zip) of images into a zip at one resolution.
 
@@ -54,9 +57,11 @@ def prepare(
 
     \b
     Example:
-      ganedit data prepare ~/photos faces-256.zip --size 256 --skip-bad
+      ganedit data prepare ~/photos -o faces-256.zip --size 256 --skip-bad
     """
     from ganedit.data.io import DEFAULT_MAX_PIXELS
+
+    dest = one_output(out, dest, "data prepare SRC -o DEST.zip")
     from ganedit.data.prepare import prepare_zip
 
     result = prepare_zip(

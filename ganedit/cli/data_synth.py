@@ -5,14 +5,17 @@ from typing import Optional, Tuple
 
 import click
 
+from ganedit.cli._options import HiddenArgument, out_option, quiet_option, size_option
+
 LAYOUT_CHOICES = ("all", "images", "aligned", "unaligned", "conditions")
 
 
 @click.command("synth")
-@click.argument("out", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.argument("out_positional", cls=HiddenArgument, required=False, type=click.Path(file_okay=False, path_type=str))
+@out_option("Output folder.", type=click.Path(file_okay=False, path_type=str), default=None)
 @click.option("--n", "n", type=click.IntRange(1), default=10000, show_default=True, help="Training images.")
 @click.option("--n-test", type=click.IntRange(1), default=None, help="Held-out images [default: n/10, at least 1].")
-@click.option("--size", type=click.IntRange(32, 1024), default=64, show_default=True, help="Resolution (px).")
+@size_option("Resolution (px).", type=click.IntRange(32, 1024), default=64, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="Training seed; held-out data uses 2**31 + seed.")
 @click.option(
     "--layout",
@@ -24,10 +27,12 @@ LAYOUT_CHOICES = ("all", "images", "aligned", "unaligned", "conditions")
     help="What to write (repeatable): plain images, aligned A|B pairs, unaligned trainA/trainB, condition maps.",
 )
 @click.option("--lowres-factor", type=click.IntRange(1), default=4, show_default=True, help="Downsampling of conditions/lowres.")
-@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="PNG-writing processes (0: one per core, 1: none).")
+@click.option("--workers", type=click.IntRange(0), default=None, help="PNG-writing worker processes (0: none, write in this process) [default: one per core].")
 @click.option("--baselines", is_flag=True, help="Print the ground-truth swap scores of the copy and colour-transfer baselines.")
 @click.option("--baseline-pairs", type=click.IntRange(1), default=500, show_default=True, help="Held-out pairs for --baselines.")
+@quiet_option("No progress bars.")
 def synth(
+    out_positional: Optional[str],
     out: Optional[str],
     n: int,
     n_test: Optional[int],
@@ -35,9 +40,10 @@ def synth(
     seed: int,
     layouts: Tuple[str, ...],
     lowres_factor: int,
-    workers: int,
+    workers: Optional[int],
     baselines: bool,
     baseline_pairs: int,
+    quiet: bool,
 ) -> None:
     """Write the synthetic world (face-like images with known factors) to OUT.
 
@@ -50,28 +56,32 @@ def synth(
 
     \b
     Examples:
-      ganedit data synth --n 10000 --size 64 data/synth64
-      ganedit data synth --n 2000 --layout aligned --layout unaligned data/translate
+      ganedit data synth --n 10000 --size 64 -o data/synth64
+      ganedit data synth --n 2000 --layout aligned --layout unaligned -o data/translate
       ganedit data synth --baselines
     """
     from ganedit.errors import ConfigError
 
+    if out and out_positional and out != out_positional:
+        raise ConfigError(f"two output folders given ({out_positional} and -o {out}); use -o/--out only")
+    out = out or out_positional
     if out is None and not baselines:
-        raise ConfigError("data synth: give an output folder OUT (or --baselines to only print the baseline scores)")
+        raise ConfigError("data synth: give an output folder with -o/--out (or --baselines to only print the baseline scores)")
     if out is not None:
-        _write(out, n, n_test, size, seed, layouts, lowres_factor, workers)
+        _write(out, n, n_test, size, seed, layouts, lowres_factor, workers, quiet)
     if baselines:
-        print_baselines(baseline_pairs, size, seed)
+        print_baselines(baseline_pairs, size, seed, quiet)
 
 
-def _write(out: str, n: int, n_test: Optional[int], size: int, seed: int, layouts: Tuple[str, ...], lowres_factor: int, workers: int) -> None:
+def _write(out: str, n: int, n_test: Optional[int], size: int, seed: int, layouts: Tuple[str, ...], lowres_factor: int,
+           workers: Optional[int], quiet: bool = False) -> None:
     from tqdm import tqdm
 
     from ganedit.data.synthetic.export import LAYOUTS, write_dataset
 
     chosen = LAYOUTS if "all" in layouts else layouts
     total = n + (n_test if n_test is not None else max(1, n // 10))
-    with tqdm(total=total, unit="img", desc=f"synth {size}px", dynamic_ncols=True) as bar:
+    with tqdm(total=total, unit="img", desc=f"synth {size}px", dynamic_ncols=True, disable=quiet) as bar:
         counts = write_dataset(
             out, n, size, seed=seed, n_test=n_test, layouts=chosen, lowres_factor=lowres_factor, workers=workers, progress=bar.update
         )
@@ -81,11 +91,29 @@ def _write(out: str, n: int, n_test: Optional[int], size: int, seed: int, layout
     click.echo(f"  {'factors.json':36s} factors, attributes and conventions")
 
 
-def print_baselines(n_pairs: int, size: int, seed: int) -> None:
-    from ganedit.metrics.groundtruth import heldout_swap_pairs, swap_baselines
+BASELINE_CHUNK = 50  # pairs scored per progress-bar step
+
+
+def print_baselines(n_pairs: int, size: int, seed: int, quiet: bool = False) -> None:
+    from tqdm import tqdm
+
+    from ganedit.metrics.groundtruth import SwapPairs, heldout_swap_pairs, swap_baselines
 
     click.echo(f"ground-truth swap on {n_pairs} held-out pairs at {size} px (seed {seed}): render(structure A, appearance B)")
-    scores = swap_baselines(heldout_swap_pairs(n_pairs, size, seed))
+    pairs = heldout_swap_pairs(n_pairs, size, seed)
+    # Scored in chunks so the bar moves; each score is a mean over images, so the chunk means weighted by their
+    # sizes give exactly the mean over all pairs.
+    sums: dict = {}
+    with tqdm(total=n_pairs, unit="pair", desc="baselines", dynamic_ncols=True, disable=quiet) as bar:
+        for i in range(0, n_pairs, BASELINE_CHUNK):
+            part = SwapPairs(a=pairs.a[i : i + BASELINE_CHUNK], b=pairs.b[i : i + BASELINE_CHUNK], target=pairs.target[i : i + BASELINE_CHUNK])
+            k = part.a.shape[0]
+            for name, s in swap_baselines(part).items():
+                acc = sums.setdefault(name, {"psnr": 0.0, "ssim": 0.0})
+                acc["psnr"] += s["psnr"] * k
+                acc["ssim"] += s["ssim"] * k
+            bar.update(k)
+    scores = {name: {key: value / n_pairs for key, value in acc.items()} for name, acc in sums.items()}
     click.echo(f"  {'baseline':18s} {'PSNR (dB)':>10s} {'SSIM':>8s}")
     for name, s in scores.items():
         click.echo(f"  {name:18s} {s['psnr']:10.2f} {s['ssim']:8.4f}")

@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import click
 
+from ganedit.cli._options import model_option, out_option, size_option
+
 # Segmentation palette (RGB 0-255) for the classes of ganedit.data.synthetic.CLASSES.
 SEG_PALETTE = ((40, 40, 48), (230, 180, 140), (120, 70, 30), (60, 140, 230), (220, 40, 80), (90, 180, 90), (250, 230, 60))
 
@@ -187,14 +189,14 @@ def format_scores(scores: Dict[str, Dict[str, float]]) -> str:
 
 
 @click.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"), show_default=True, help="Output folder.")
-@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path), default=None,
-              help="A Swapping Autoencoder (native folder or official .pth). Default: the checkpoint shipped in ganedit/assets/swapae_synth64.")
+@out_option("Output folder.", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"), show_default=True)
+@model_option("A Swapping Autoencoder (native folder or official .pth). Default: swapae-synth64, shipped in ganedit/assets/swapae_synth64.",
+              required=False, default=None)
 @click.option("--train", is_flag=True, help="Train the Swapping Autoencoder here (within --train-minutes) instead of loading one.")
 @click.option("--train-minutes", type=click.FloatRange(0.05), default=4.0, show_default=True, help="Time budget for --train (or when no model is shipped).")
 @click.option("--train-images", type=click.IntRange(16), default=2000, show_default=True, help="Synthetic training images for --train.")
 @click.option("--direction-images", type=click.IntRange(2), default=128, show_default=True, help="Training images per domain for the X -> Y texture direction.")
-@click.option("--size", type=click.IntRange(32, 1024), default=None, help="Image size (px). Default: the model's size (64 for the shipped model).")
+@size_option("Image size (px). Default: the model's size (64 for the shipped model).", type=click.IntRange(32, 1024), default=None)
 @click.option("--world-only", is_flag=True, help="Only the synthetic world and its baselines (gallery, ground-truth grid, scores); no model.")
 @click.option("--n", "n", type=click.IntRange(8), default=32, show_default=True, help="Gallery images.")
 @click.option("--pairs", type=click.IntRange(1), default=200, show_default=True, help="Held-out swap pairs to score.")
@@ -215,8 +217,9 @@ def demo(out: Path, model_path: Optional[Path], train: bool, train_minutes: floa
     Examples:
       ganedit demo                                   # the shipped model -> out/demo
       ganedit demo --train --train-minutes 5         # train one first (progress bar), then the same report
-      ganedit demo --model runs/swapae/model --out out/mine
+      ganedit demo --model runs/swapae/model -o out/mine
     """
+    model_path = Path(model_path) if model_path is not None else None
     size = (size or 64) if (world_only or train) else resolve_size(size, model_path)
     ctx = DemoContext(out=out, size=size, n=n, pairs=pairs, seed=seed, figures=figures, model_path=model_path, train=train,
                       train_minutes=train_minutes, train_images=train_images, direction_images=direction_images,

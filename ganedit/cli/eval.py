@@ -7,13 +7,7 @@ from typing import Optional
 
 import click
 
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+from ganedit.cli._options import batch_option, device_option, out_option, quiet_option, resolve_device, size_option
 
 
 @click.command("eval")
@@ -22,12 +16,11 @@ def _device(name: str) -> str:
 @click.option("--metrics", "-m", default="psnr,ssim,swd", show_default=True,
               help="Comma-separated: psnr, ssim, ms-ssim, lpips (full-reference, files paired by relative path), "
                    "swd, fid, kid (distribution, the folders as sets), or 'all'.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also write the figures (and per-image values) to this JSON file.")
-@click.option("--size", "-s", type=click.IntRange(16), default=None,
-              help="Centre-crop and resize every image to SIZE x SIZE first (needed when sizes differ).")
-@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@out_option("Also write the figures (and per-image values) to this JSON file.", aliases=("--json",),
+            type=click.Path(dir_okay=False, path_type=str), default=None)
+@size_option("Centre-crop and resize every image to SIZE x SIZE first (needed when sizes differ).", type=click.IntRange(16), default=None)
+@batch_option(16, "Images per forward pass.", aliases=("--batch-size",))
+@device_option()
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of SWD's random patches and directions and KID's subsets.")
 @click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True)
 @click.option("--lpips-weights", type=click.Path(exists=True, path_type=str), default=None,
@@ -39,8 +32,8 @@ def _device(name: str) -> str:
               help="MS-SSIM scales [default: 5, or as many as the image size allows].")
 @click.option("--kid-subsets", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--kid-subset-size", type=click.IntRange(2), default=1000, show_default=True)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_command(dir_a: str, dir_b: str, metrics: str, json_path: Optional[str], size: Optional[int], batch_size: int,
+@quiet_option("No progress bar.")
+def eval_command(dir_a: str, dir_b: str, metrics: str, out: Optional[str], size: Optional[int], batch: int,
                  device: str, seed: int, lpips_net: str, lpips_weights: Optional[str], inception_weights: Optional[str],
                  ms_ssim_scales: Optional[int], kid_subsets: int, kid_subset_size: int, quiet: bool) -> None:
     """Score the images of DIR_B against those of DIR_A and print a table.
@@ -52,13 +45,13 @@ def eval_command(dir_a: str, dir_b: str, metrics: str, json_path: Optional[str],
 
     \b
     Example:
-      ganedit eval ground_truth/ outputs/ --metrics psnr,ssim,ms-ssim,swd --json scores.json
+      ganedit eval ground_truth/ outputs/ --metrics psnr,ssim,ms-ssim,swd -o scores.json
       ganedit eval real/ fake/ -m fid,kid --inception-weights pt_inception-2015-12-05-6726825d.pth --size 256
     """
     from ganedit.metrics.evaluate import EvalOptions, evaluate_folders, format_table, parse_metrics
 
     names = parse_metrics(metrics)
-    options = EvalOptions(size=size, batch_size=batch_size, device=_device(device), seed=seed, lpips_net=lpips_net,
+    options = EvalOptions(size=size, batch_size=batch, device=str(resolve_device(device)), seed=seed, lpips_net=lpips_net,
                           lpips_weights=lpips_weights, inception_weights=inception_weights,
                           ms_ssim_scales=ms_ssim_scales, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     bar = None
@@ -78,13 +71,13 @@ def eval_command(dir_a: str, dir_b: str, metrics: str, json_path: Optional[str],
         if bar is not None:
             bar.close()
     click.echo(format_table(result))
-    if json_path:
-        tmp = f"{json_path}.tmp-{os.getpid()}"
+    if out:
+        tmp = f"{out}.tmp-{os.getpid()}"
         with open(tmp, "w") as handle:
             json.dump(result, handle, indent=2)
             handle.write("\n")
-        os.replace(tmp, json_path)
-        click.echo(f"wrote {json_path}")
+        os.replace(tmp, out)
+        click.echo(f"wrote {out}")
 
 
 def register(cli: click.Group) -> None:

@@ -21,7 +21,7 @@ from ganedit.errors import GaneditError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(ganedit.__version__, prog_name="ganedit")
 def cli() -> None:
-    """ganedit: edit real images with GANs (Swapping Autoencoder, pSp, e4e, pix2pix, CycleGAN, StyleGAN2).
+    """ganedit: edit real images with GANs (Swapping Autoencoder, pix2pix, CycleGAN, StyleGAN2).
 
     Every subcommand has --help with an example. Start with `ganedit demo`.
     """

@@ -6,6 +6,7 @@ from typing import List, Tuple
 
 import click
 
+from ganedit.cli._options import MODEL_REF, device_option, out_option
 from ganedit.errors import ConfigError
 
 # w+ row i drives resolution 4 * 2**(i // 2) (two rows per resolution, as in the StyleGAN papers)
@@ -44,9 +45,11 @@ def layer_range(text: str, n_latent: int) -> Tuple[int, int]:
     return int(m.group(1)), int(m.group(2)) + 1
 
 
-def load_stylegan2(path: str):
-    """Load any checkpoint and return a StyleGAN2 wrapper (a bare Generator gets a seeded mean latent)."""
+def load_stylegan2(path: str, device: str = "cpu"):
+    """Load any checkpoint and return a StyleGAN2 wrapper (a bare Generator gets a seeded mean latent), in eval
+    mode on ``device`` (auto | cpu | cuda)."""
     import ganedit
+    from ganedit.cli._options import resolve_device
     from ganedit.models.stylegan2 import Generator, StyleGAN2
 
     model = ganedit.load(path)
@@ -60,21 +63,22 @@ def load_stylegan2(path: str):
         model = wrapper
     if not isinstance(model, StyleGAN2):
         raise ConfigError(f"{path}: holds a {type(model).__name__}, which has no StyleGAN2 generator to sample from")
-    return model.eval()
+    return model.to(resolve_device(device)).eval()
 
 
 def register(cli: click.Group) -> None:
     @cli.command("sample")
-    @click.argument("checkpoint", type=click.Path(exists=True))
+    @click.argument("checkpoint", type=MODEL_REF)
     @click.option("--n", "n", default=16, show_default=True, help="Number of images.")
     @click.option("--truncation", default=1.0, show_default=True, help="psi: 1 = no truncation, 0 = the average image.")
     @click.option("--seed", default=0, show_default=True, help="Seed of the latent codes.")
     @click.option("--nrow", default=None, type=int, help="Images per row (default: about sqrt(n)).")
     @click.option("--noise", type=click.Choice(["const", "random"]), default="const", show_default=True,
                   help="const: the generator's stored noise maps (reproducible); random: fresh noise per image.")
-    @click.option("-o", "--output", default="samples.png", show_default=True, type=click.Path(), help="Output image.")
-    def sample_cmd(checkpoint: str, n: int, truncation: float, seed: int, nrow, noise: str, output: str) -> None:
-        """Write a grid of N random images from a StyleGAN2 CHECKPOINT (rosinality .pt or native folder).
+    @out_option("Output image.", aliases=("--output",), default="samples.png", show_default=True, type=click.Path())
+    @device_option()
+    def sample_cmd(checkpoint: str, n: int, truncation: float, seed: int, nrow, noise: str, out: str, device: str) -> None:
+        """Write a grid of N random images from a StyleGAN2 CHECKPOINT (rosinality .pt, native folder or shipped name).
 
         \b
         Example:
@@ -88,21 +92,22 @@ def register(cli: click.Group) -> None:
 
         if n < 1:
             raise ConfigError("--n must be at least 1")
-        model = load_stylegan2(checkpoint)
+        model = load_stylegan2(checkpoint, device)
         with torch.inference_mode():
-            images = model.sample(n, truncation=truncation, seed=seed, noise=noise)
-        write_grid(images, output, nrow=nrow or math.ceil(math.sqrt(n)))
-        click.echo(f"wrote {output} ({n} images, {model.size}px, truncation {truncation}, seed {seed})")
+            images = model.sample(n, truncation=truncation, seed=seed, noise=noise).cpu()
+        write_grid(images, out, nrow=nrow or math.ceil(math.sqrt(n)))
+        click.echo(f"wrote {out} ({n} images, {model.size}px, truncation {truncation}, seed {seed})")
 
     @cli.command("mix")
-    @click.argument("checkpoint", type=click.Path(exists=True))
+    @click.argument("checkpoint", type=MODEL_REF)
     @click.option("--rows", default="1-4", show_default=True, help="Seeds of the row images (they give everything outside --range).")
     @click.option("--cols", default="10-13", show_default=True, help="Seeds of the column images (they give the --range layers).")
     @click.option("--range", "layers", default="coarse", show_default=True,
                   help="Which w+ rows come from the column image: coarse (4-8 px), middle (16-32 px), fine (64 px+) or A-B.")
     @click.option("--truncation", default=1.0, show_default=True, help="psi applied to every code.")
-    @click.option("-o", "--output", default="mix.png", show_default=True, type=click.Path(), help="Output image.")
-    def mix_cmd(checkpoint: str, rows: str, cols: str, layers: str, truncation: float, output: str) -> None:
+    @out_option("Output image.", aliases=("--output",), default="mix.png", show_default=True, type=click.Path())
+    @device_option()
+    def mix_cmd(checkpoint: str, rows: str, cols: str, layers: str, truncation: float, out: str, device: str) -> None:
         """Style-mixing grid: cell (r, c) is row seed r with the --range layers taken from column seed c.
         The first row shows the column images, the first column the row images.
 
@@ -114,7 +119,7 @@ def register(cli: click.Group) -> None:
 
         from ganedit.data.io import write_grid
 
-        model = load_stylegan2(checkpoint)
+        model = load_stylegan2(checkpoint, device)
         row_seeds, col_seeds = parse_seeds(rows), parse_seeds(cols)
         start, stop = layer_range(layers, model.n_latent)
         with torch.inference_mode():
@@ -132,5 +137,5 @@ def register(cli: click.Group) -> None:
             grid = [blank, col_images]
             for r in range(len(row_seeds)):
                 grid += [row_images[r:r + 1], cells[r * len(col_seeds):(r + 1) * len(col_seeds)]]
-        write_grid(torch.cat(grid), output, nrow=len(col_seeds) + 1)
-        click.echo(f"wrote {output} ({len(row_seeds)}x{len(col_seeds)} mixes, w+ rows {start}-{stop - 1} from the columns)")
+        write_grid(torch.cat(grid).cpu(), out, nrow=len(col_seeds) + 1)
+        click.echo(f"wrote {out} ({len(row_seeds)}x{len(col_seeds)} mixes, w+ rows {start}-{stop - 1} from the columns)")

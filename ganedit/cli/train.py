@@ -5,9 +5,11 @@ from typing import Any, Dict, Optional, Tuple
 
 import click
 
+from ganedit.cli._options import WORKERS_HELP, out_option, quiet_option
+
 _EPILOG = """\b
 Examples:
-  ganedit train tinygan --data synthetic:2000 --steps 500 --out runs/tiny
+  ganedit train tinygan --data synthetic:2000 --steps 500 -o runs/tiny
   ganedit train tinygan --data faces/ --batch 32 --set r1_gamma=5 --precision bf16
   ganedit train tinygan --data faces/ --out runs/tiny --resume auto      # continue after a stop or crash
   torchrun --nproc_per_node=2 -m ganedit train tinygan --data faces/ --batch 32   # 2 processes x 16
@@ -19,11 +21,51 @@ Every recipe option (see --dry-run) can be set with --set key=value (JSON values
 """
 
 
+class TrainCommand(click.Command):
+    """`ganedit train METHOD --help` also lists METHOD's recipe: every key with its default value."""
+
+    def parse_args(self, ctx: click.Context, args: list) -> list:
+        # --help is eager: it prints before METHOD is parsed, so look for the method name in the raw arguments.
+        ctx.meta["train_method"] = args[0] if args and not args[0].startswith("-") else None
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        name = ctx.meta.get("train_method")
+        if name:
+            recipe_defaults(name, formatter)
+
+
+def recipe_defaults(name: str, formatter: click.HelpFormatter) -> None:
+    """Write METHOD's description and configuration (recipe defaults over the engine's) into the help."""
+    import json
+
+    from ganedit.errors import GaneditError
+    from ganedit.methods import get_method
+    from ganedit.train.config import defaults_for
+
+    try:
+        method = get_method(name)
+    except GaneditError as exc:
+        formatter.write_paragraph()
+        formatter.write_text(f"({exc})")
+        return
+    cfg = defaults_for(method)
+    own = set(method.defaults)
+    rows = [(key, json.dumps(cfg[key])) for key in sorted(own - {"method"})]
+    engine = [(key, json.dumps(cfg[key])) for key in sorted(set(cfg) - own - {"method"})]
+    with formatter.section(f"{method.name} recipe defaults (change with --set key=value or the options above)"):
+        formatter.write_text(method.description)
+        formatter.write_dl(rows)
+    with formatter.section("Engine defaults (the recipe above wins where both set a key)"):
+        formatter.write_dl(engine)
+
+
 def register(cli: click.Group) -> None:
-    @cli.command("train", epilog=_EPILOG, context_settings={"max_content_width": 100})
+    @cli.command("train", cls=TrainCommand, epilog=_EPILOG, context_settings={"max_content_width": 100})
     @click.argument("method", required=False)
     @click.option("--data", help="Training data: a folder, a zip, or a spec the method understands (synthetic:N).")
-    @click.option("--out", help="Run folder (checkpoints, logs, snapshots, model/). Default runs/METHOD.")
+    @out_option("Run folder (checkpoints, logs, snapshots, model/). Default runs/METHOD.")
     @click.option("--steps", type=int, help="Total training steps (a resumed run stops at the same total).")
     @click.option("--batch", type=int, help="GLOBAL batch per step, split evenly over torchrun processes.")
     @click.option("--lr", type=float, help="Base learning rate (the recipe's 'lr').")
@@ -35,9 +77,9 @@ def register(cli: click.Group) -> None:
     @click.option("--keep", type=int, help="Number of training checkpoints to keep (newest).")
     @click.option("--snapshot-every", type=int, help="Steps between PNG snapshot grids of fixed inputs (0: none).")
     @click.option("--log-every", type=int, help="Steps between logged scalars (metrics.jsonl, TensorBoard).")
-    @click.option("--workers", type=int, help="Data-loading worker processes per rank.")
+    @click.option("--workers", type=click.IntRange(0), help=WORKERS_HELP.replace(").", ") per rank."))
     @click.option("--seed", type=int, help="Seed of weights, data order and noise.")
-    @click.option("--quiet", is_flag=True, default=None, help="No progress bar or info lines (for CI).")
+    @quiet_option("No progress bar or info lines (for CI).", default=None)
     @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and exit.")
     @click.option("--list", "list_methods", is_flag=True, help="List the available methods and exit.")
     def train_command(method: Optional[str], sets: Tuple[str, ...], resume: Optional[str], dry_run: bool, list_methods: bool, **options: Any) -> None:

@@ -15,7 +15,10 @@ Batch statistics: with several processes on CUDA, BatchNorm becomes SyncBatchNor
 statistics of the global batch (the official ``--norm syncbatch``); on CPU each process normalises with its own
 share (said in the log). ``--set norm=instance`` avoids the question.
 
-Example: ``ganedit train pix2pix --data synthetic:2000 --set netG=unet_64 --set crop_size=64 --steps 4000``.
+Sizes follow the data by default (``load_size``/``crop_size`` 0, ``netG`` auto; ``ganedit/methods/pair_sizes.py``):
+256 px pairs get the official 286 / 256 / unet_256, 64 px pairs 72 / 64 / unet_64.
+
+Example: ``ganedit train pix2pix --data synthetic:2000 --steps 4000``.
 """
 from __future__ import annotations
 
@@ -143,7 +146,7 @@ class Pix2Pix(Method):
     name = "pix2pix"
     description = "pix2pix paired translation: U-Net G, PatchGAN D on cat(A, B), GAN + 100*L1 (official recipe)"
     defaults: Dict[str, Any] = {
-        "netG": "unet_256",
+        "netG": "auto",  # auto: unet_<crop_size> (unet_256 from 256 px up); see methods/pair_sizes.py
         "netD": "basic",
         "n_layers_D": 3,
         "ngf": 64,
@@ -163,8 +166,8 @@ class Pix2Pix(Method):
         "decay_from": 0.5,
         "direction": "AtoB",
         "phase": "train",
-        "load_size": 286,
-        "crop_size": 256,
+        "load_size": 0,  # 0: follow the data (crop * 286/256: 286 for 256 px pairs, 72 for 64 px)
+        "crop_size": 0,  # 0: follow the data (the pairs' side, a power of two <= 256; 64 for synthetic:N)
         "preprocess": "resize_and_crop",
         "flip": True,
         "snapshot_n": 8,
@@ -173,6 +176,9 @@ class Pix2Pix(Method):
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
         super().__init__(cfg)
+        from ganedit.methods.pair_sizes import resolve_pair_sizes
+
+        resolve_pair_sizes(cfg)
         if cfg.get("lr_schedule") == "linear":
             cfg["lr_decay_start"] = decay_start(cfg)  # the engine's schedule reads it; a pure function of cfg
         if cfg.get("direction") not in ("AtoB", "BtoA"):

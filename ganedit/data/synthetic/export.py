@@ -89,7 +89,7 @@ class _Writer:
 
     def __init__(self, workers: int) -> None:
         self.pool = None
-        if workers > 1:
+        if workers >= 1:
             # fork: the workers only run PIL, and a forked child starts at once (spawn would re-import torch).
             methods = multiprocessing.get_all_start_methods()
             self.pool = multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
@@ -199,12 +199,12 @@ def write_dataset(
     n_test: Optional[int] = None,
     layouts: Iterable[str] = LAYOUTS,
     lowres_factor: int = 4,
-    workers: int = 0,
+    workers: Optional[int] = None,
     chunk: int = 512,
     progress: Optional[Callable[[int], None]] = None,
 ) -> Dict[str, int]:
     """Render and write the dataset (see the module docstring). Returns the number of files per folder.
-    ``progress(k)`` is called after every k training/test images; ``workers`` 0 = one per CPU core."""
+    ``progress(k)`` is called after every k training/test images; ``workers``: PNG-writing processes, 0 = none (write in this process), None = one per CPU core."""
     layouts = tuple(dict.fromkeys(layouts))
     bad = [x for x in layouts if x not in LAYOUTS]
     if bad:
@@ -221,7 +221,9 @@ def write_dataset(
     for d in _folders(out, layouts):
         d.mkdir(parents=True, exist_ok=True)
     # A pool pays off only beyond a few hundred images.
-    writer = _Writer(1 if n + n_test < 256 else (workers or (os.cpu_count() or 1)))
+    if workers is None:
+        workers = 0 if n + n_test < 256 else (os.cpu_count() or 1)
+    writer = _Writer(workers)
     record: Dict[str, object] = {}
     try:
         for split, split_seed, count in (("train", seed, n), ("test", test_seed, n_test)):
