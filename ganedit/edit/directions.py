@@ -132,13 +132,6 @@ def _canonical_sign(vectors: torch.Tensor) -> torch.Tensor:
     return vectors * sign
 
 
-def _unit_rows(vectors: torch.Tensor) -> torch.Tensor:
-    norms = vectors.norm(dim=1, keepdim=True)
-    if bool((norms < 1e-12).any()):
-        raise ConfigError("a direction vector is zero (nothing to normalise)")
-    return vectors / norms
-
-
 # ----------------------------------------------------------------------------------------------- file format
 
 
@@ -371,9 +364,20 @@ def project_out(direction: torch.Tensor, others: Sequence[torch.Tensor]) -> torc
     return (d / norm).float()
 
 
+@torch.no_grad()
+def label_samples(G: Any, labels_fn: LabelsFn, n_samples: int = 20000, seed: int = 0, truncation: float = 1.0,
+                  batch_size: int = 64) -> Tuple[torch.Tensor, Union[torch.Tensor, Dict[str, torch.Tensor]]]:
+    """(w [n, style_dim], labels) for ``n_samples`` generated images, labelled by ``labels_fn`` batch by batch."""
+    w = sample_w(G, n_samples, seed, truncation)
+    values = [labels_fn(render_w(G, w[i:i + batch_size], batch_size)) for i in range(0, len(w), batch_size)]
+    if not values:
+        raise ConfigError("InterFaceGAN needs at least one sample")
+    return w, _merge_labels(values)
+
+
 def interfacegan(
     G: Any,
-    labels: Union[LabelsFn, Tuple[torch.Tensor, torch.Tensor]],
+    labels: Union[LabelsFn, Tuple[torch.Tensor, Any]],
     attribute: Optional[str] = None,
     n_samples: int = 20000,
     extreme_fraction: float = 0.1,
@@ -388,16 +392,13 @@ def interfacegan(
 
     ``labels`` is either a function of images (NCHW in [-1, 1]) returning a tensor [N] or a dict of factors
     (``ganedit.models.attributes.predict_factors``), applied to ``n_samples`` generated images, or a pair
-    ``(w [N, style_dim], labels [N] or dict)`` for the user's own latents. Float labels are scores (the top and
-    bottom ``extreme_fraction`` are the two classes), integer labels are classes (see :func:`split_extremes`).
+    ``(w [N, style_dim], labels [N] or dict)`` for the user's own latents (or samples labelled once with
+    :func:`label_samples` and reused for several attributes). Float labels are scores (the top and bottom
+    ``extreme_fraction`` are the two classes), integer labels are classes (see :func:`split_extremes`).
     ``conditions`` maps names to directions that the result is made orthogonal to (conditional editing).
     """
     if callable(labels):
-        w = sample_w(G, n_samples, seed, truncation)
-        values = []
-        for i in range(0, len(w), batch_size):
-            values.append(labels(render_w(G, w[i:i + batch_size], batch_size)))
-        merged = _merge_labels(values)
+        w, merged = label_samples(G, labels, n_samples, seed, truncation, batch_size)
         source = "generated"
     else:
         try:
@@ -420,16 +421,41 @@ def interfacegan(
         normal = project_out(normal, list(conditions.values()))
     projections = w @ normal
     name = attribute or "attribute"
+    is_score = torch.is_floating_point(scores) and positive_class is None
     return Directions(
         vectors=normal.unsqueeze(0), names=[name], method="interfacegan",
         layers=None if layers is None else _as_range(layers), generator=generator_fingerprint(G),
         values=torch.tensor([accuracy]), scales=projections.std().reshape(1),
         meta={"attribute": name, "labels": source, "n_samples": int(w.shape[0]), "n_trained": int(len(idx)),
-              "extreme_fraction": extreme_fraction if torch.is_floating_point(scores) and positive_class is None else None,
+              "extreme_fraction": extreme_fraction if is_score else None,
               "positive_class": positive_class, "validation_accuracy": accuracy, "seed": seed, "truncation": truncation,
               "conditioned_on": sorted(conditions) if conditions else [],
               "cosine_to_unconditioned": float(raw @ normal)},
     )
+
+
+def combine(parts: Sequence[Directions]) -> Directions:
+    """Several direction sets of one method and generator in one (e.g. one InterFaceGAN vector per attribute)."""
+    if not parts:
+        raise ConfigError("nothing to combine")
+    first = parts[0]
+    if any(p.method != first.method or p.layers != first.layers for p in parts):
+        raise ConfigError("only directions of the same method and layers can share a file")
+
+    def cat(name: str) -> Optional[torch.Tensor]:
+        items = [getattr(p, name) for p in parts]
+        return None if any(t is None for t in items) else torch.cat([t.reshape(-1) for t in items])
+
+    names = [n for p in parts for n in p.names]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"duplicate direction names: {names}")
+    meta = dict(first.meta)
+    if len(parts) > 1:
+        meta = {"parts": [dict(p.meta) for p in parts]}
+        if first.method == "interfacegan":
+            meta["attributes"] = names
+    return Directions(torch.cat([p.vectors for p in parts]), names, first.method, first.layers, first.generator,
+                      cat("values"), cat("scales"), None, meta)
 
 
 def _merge_labels(parts: List[Union[torch.Tensor, Mapping[str, torch.Tensor]]]) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
