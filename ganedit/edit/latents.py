@@ -40,7 +40,7 @@ class FingerprintWarning(UserWarning):
 # ----------------------------------------------------------------------------------------------- generator
 
 
-def _generator(G: Any) -> torch.nn.Module:
+def stylegan_generator(G: Any) -> torch.nn.Module:
     """The synthesis-capable generator inside ``G`` (a StyleGAN2 wrapper holds it as ``g_ema``)."""
     inner = getattr(G, "g_ema", G)
     for attr in ("n_latent", "style_dim", "size"):
@@ -62,7 +62,7 @@ def weights_hash(module: torch.nn.Module, length: int = 16) -> str:
 
 def generator_fingerprint(G: Any) -> Dict[str, Any]:
     """What a code needs of its generator: size, style_dim, n_latent, num_layers and a short weights hash."""
-    g = _generator(G)
+    g = stylegan_generator(G)
     return {
         "size": int(g.size),
         "style_dim": int(g.style_dim),
@@ -77,7 +77,7 @@ def check_fits(fingerprint: Optional[Mapping[str, Any]], G: Any, where: "str | o
     (:class:`FingerprintWarning`) when only the weights hash differs; accept a file without a fingerprint."""
     if not fingerprint:
         return
-    g = _generator(G)
+    g = stylegan_generator(G)
     ours = {"size": int(g.size), "style_dim": int(g.style_dim), "n_latent": int(g.n_latent)}
     wrong = [f"{k} {fingerprint[k]} (this generator: {v})" for k, v in ours.items() if k in fingerprint and int(fingerprint[k]) != v]
     if wrong:
