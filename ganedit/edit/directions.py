@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from ganedit.edit.latents import _generator, check_fits, generator_fingerprint
+from ganedit.edit.latents import check_fits, generator_fingerprint, stylegan_generator
 from ganedit.errors import CheckpointError, ConfigError
 
 FORMAT_NAME = "ganedit.direction"
@@ -100,7 +100,7 @@ class Directions:
 
     def check_fits(self, G: Any) -> None:
         check_fits(self.generator, G, self.path)
-        g = _generator(G)
+        g = stylegan_generator(G)
         if self.style_dim != int(g.style_dim):
             raise _fit_error(self.path, f"vectors have {self.style_dim} dims, the generator's W has {g.style_dim}")
         if self.layers is not None and self.layers.stop > int(g.n_latent):
@@ -222,7 +222,7 @@ def _jsonable(value: Any) -> Any:
 @torch.no_grad()
 def sample_w(G: Any, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 1024) -> torch.Tensor:
     """n latents w [n, style_dim] from z ~ N(0, I) drawn with ``seed`` (truncated towards the average w)."""
-    g = _generator(G)
+    g = stylegan_generator(G)
     device = next(g.parameters()).device
     gen = torch.Generator().manual_seed(int(seed))
     z = torch.randn(int(n), int(g.style_dim), generator=gen)
@@ -234,13 +234,13 @@ def sample_w(G: Any, n: int, seed: int = 0, truncation: float = 1.0, batch_size:
 def _w_avg(G: Any) -> torch.Tensor:
     if hasattr(G, "w_avg"):
         return G.w_avg.reshape(1, -1)
-    return _generator(G).mean_latent(4096, seed=0)
+    return stylegan_generator(G).mean_latent(4096, seed=0)
 
 
 @torch.no_grad()
 def render_w(G: Any, w: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """Images of W codes [N, style_dim] with the generator's stored (constant) noise."""
-    g = _generator(G)
+    g = stylegan_generator(G)
     device = next(g.parameters()).device
     parts = [g.synthesis(w[i:i + batch_size].to(device), noise="const").cpu() for i in range(0, len(w), batch_size)]
     return torch.cat(parts)
@@ -412,8 +412,8 @@ def interfacegan(
     scores = pick_attribute(merged, attribute)
     if scores.shape[0] != w.shape[0]:
         raise ConfigError(f"{scores.shape[0]} labels for {w.shape[0]} latents")
-    if w.shape[1] != int(_generator(G).style_dim):
-        raise ConfigError(f"latents have {w.shape[1]} dims, the generator's W has {_generator(G).style_dim}")
+    if w.shape[1] != int(stylegan_generator(G).style_dim):
+        raise ConfigError(f"latents have {w.shape[1]} dims, the generator's W has {stylegan_generator(G).style_dim}")
     idx, target = split_extremes(scores, extreme_fraction, positive_class)
     normal, accuracy = fit_linear_boundary(w[idx], target, seed=seed)
     raw = normal
@@ -507,7 +507,7 @@ def ganspace(G: Any, n_samples: int = 20000, n_components: int = 32, layers: Lay
              truncation: float = 1.0) -> Directions:
     """PCA of ``n_samples`` sampled w: the top ``n_components`` principal axes, by decreasing variance.
     ``values`` holds each component's variance, ``scales`` its standard deviation, ``mean`` the centre."""
-    g = _generator(G)
+    g = stylegan_generator(G)
     if not 1 <= n_components <= int(g.style_dim):
         raise ConfigError(f"n_components must be in 1..{g.style_dim}, got {n_components}")
     if n_samples < n_components + 1:
@@ -535,7 +535,7 @@ def ganspace(G: Any, n_samples: int = 20000, n_components: int = 32, layers: Lay
 def modulation_weights(G: Any, layers: Layers = None, include_torgb: bool = False) -> List[Tuple[str, int, torch.Tensor]]:
     """(module name, w+ row, effective weight [channels, style_dim]) of each styled layer whose row is in
     ``layers`` (all rows when None). ToRGB layers are left out unless asked: SeFa uses the convolutions."""
-    g = _generator(G)
+    g = stylegan_generator(G)
     found: List[Tuple[str, int, torch.Tensor]] = []
 
     def add(name: str, row: int, layer: Any) -> None:
@@ -558,7 +558,7 @@ def sefa(G: Any, layers: Layers = None, n_components: Optional[int] = None, incl
     """Closed-form factorisation: eigenvectors of ``A^T A``, ``A`` = the modulation weights of the chosen layers
     stacked [sum of channels, style_dim], each row (one channel's affine map) normalised to unit length as in
     the SeFa paper, so that wide layers do not dominate by their scale. Ordered by decreasing eigenvalue."""
-    g = _generator(G)
+    g = stylegan_generator(G)
     rows = None if layers is None else _as_range(layers)
     found = modulation_weights(G, rows, include_torgb)
     if not found:
