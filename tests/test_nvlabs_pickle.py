@@ -178,3 +178,7 @@ def test_truncated_and_tensorflow_pickles_get_clear_errors(tmp_path):
     tf.write_bytes(b"\x80\x03cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01.")
     with pytest.raises(CheckpointError, match="TensorFlow-era"):
         nv.read_nvlabs_pickle(tf)
+    import ganedit
+
+    with pytest.raises(CheckpointError, match="tf.pkl: refused.*TensorFlow-era"):
+        ganedit.load(tf)  # found by its content, through the foreign-checkpoint dispatch

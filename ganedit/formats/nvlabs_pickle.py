@@ -155,15 +155,14 @@ def read_nvlabs_pickle(path: "str | os.PathLike[str]") -> Any:
 
 
 def looks_like_nvlabs_pickle(path: "str | os.PathLike[str]") -> bool:
-    """A plain (non-zip) pickle naming torch_utils.persistence near its start, or any ``.pkl`` file."""
+    """A plain (non-zip) pickle that names NVlabs' ``torch_utils`` or ``dnnlib`` near its start (the networks'
+    reconstruct function comes before their embedded source, so 64 KiB always reach it)."""
     p = Path(path)
     if not p.is_file() or zipfile.is_zipfile(p):
         return False
-    if p.suffix.lower() == ".pkl":
-        return True
     with open(p, "rb") as handle:
         head = handle.read(1 << 16)
-    return head[:1] == b"\x80" and b"torch_utils.persistence" in head
+    return head[:1] == b"\x80" and (b"torch_utils" in head or b"dnnlib" in head)
 
 
 # ------------------------------------------------------------------------------------------- mapping
