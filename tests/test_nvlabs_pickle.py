@@ -39,6 +39,9 @@ def check_outputs(model) -> None:
         assert torch.allclose(w07, ref["ws_psi07"][:, 0], atol=1e-5)
         assert (model.synthesis(w07, noise="const") - ref["img_psi07"]).abs().max() < 1e-4
     assert float(ref["img"].std()) > 0.1  # the reference is not a flat image that anything would match
+    if hasattr(model, "d"):
+        with torch.no_grad():
+            assert torch.allclose(model.d(ref["img"]), ref["d_logits"], atol=1e-5)
 
 
 def test_nvlabs_pickle_converts_and_reproduces_official_outputs():
@@ -51,6 +54,7 @@ def test_nvlabs_pickle_converts_and_reproduces_official_outputs():
     assert not [m for m in new if m.startswith(("_imported_module_", "torch_utils", "dnnlib", "training"))]
     assert model.g_ema.channels == {4: 16, 8: 16, 16: 8} and model.n_latent == 6 and model.style_dim == 32
     assert hasattr(model, "g")  # the training generator G comes along as g
+    assert model.checkpoint_meta["discriminator"] == "converted" and model.d.channels == {16: 8, 8: 16, 4: 16}
     assert "conv_clamp=256" in model.checkpoint_meta["notes"][0]
     check_outputs(model)
 

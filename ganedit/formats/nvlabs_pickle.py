@@ -14,7 +14,8 @@ rosinality's layout (the same facts as rosinality's ``convert_weight.py`` for th
 ``b{res}.conv0`` weights are used as they are by a transposed convolution, ``affine`` is the modulation, ``bias_init``
 1 is stored, not added). Supported: unconditional ``skip`` generators with ``lrelu`` and z_dim == w_dim, as
 stylegan2-ada's configs make them. Refused with a reason: StyleGAN3 (alias-free) generators, conditional ones,
-other architectures. The discriminator is not converted (editing never needs it).
+other architectures. A resnet discriminator (the stylegan2-ada default) is converted too; any other is left out
+with a note in the model's metadata (editing never needs it).
 """
 from __future__ import annotations
 
@@ -303,6 +304,73 @@ def _load_generator(target: torch.nn.Module, G: PersistentObject, config: Mappin
     target.load_state_dict(state, strict=True)
 
 
+def discriminator_config(D: PersistentObject) -> Tuple[Optional[Dict[str, Any]], str]:
+    """(ganedit Discriminator arguments, "") for a resnet stylegan2-ada discriminator, else (None, the reason)."""
+    s = D.state
+    if D.class_name != "Discriminator":
+        return None, f"D is a {D.class_name}"
+    if int(s.get("c_dim", 0)) != 0:
+        return None, "conditional discriminator"
+    size = int(s["img_resolution"])
+    channels: Dict[str, int] = {}
+    blur: Optional[List[float]] = None
+    res = size
+    while res > 4:
+        block = D.child(f"b{res}")
+        if block is None or block.state.get("architecture") != "resnet":
+            return None, f"block b{res} is not a resnet block"
+        channels[str(res)] = int(block.child("conv0").tensors()["weight"].shape[0])
+        filt = (block.state.get("_buffers") or {}).get("resample_filter")
+        if isinstance(filt, torch.Tensor):
+            blur = _filter_taps(filt)
+        res //= 2
+    epilogue = D.child("b4")
+    if epilogue is None or epilogue.child("mbstd") is None or int(epilogue.child("mbstd").state.get("num_channels", 1)) != 1:
+        return None, "the epilogue's minibatch-stddev layer is not the StyleGAN2 one (1 channel)"
+    channels["4"] = int(epilogue.child("conv").tensors()["weight"].shape[0])
+    group = epilogue.child("mbstd").state.get("group_size")
+    config: Dict[str, Any] = {"size": size, "channels": channels, "blur_kernel": blur or [1.0, 3.0, 3.0, 1.0],
+                              "stddev_group": int(group) if group is not None else 1 << 30}
+    in_channels = int(D.child(f"b{size}").child("fromrgb").tensors()["weight"].shape[1])
+    if in_channels != 3:
+        config["in_channels"] = in_channels
+    return config, ""
+
+
+def discriminator_state(D: PersistentObject) -> Dict[str, torch.Tensor]:
+    """The discriminator's tensors under rosinality's names (resnet blocks: conv0 -> conv1, conv1 -> conv2)."""
+    size = int(D.state["img_resolution"])
+    out: Dict[str, torch.Tensor] = {}
+    rgb = D.child(f"b{size}").child("fromrgb").tensors()
+    out["convs.0.0.weight"], out["convs.0.1.bias"] = rgb["weight"], rgb["bias"]
+    res, i = size, 1
+    while res > 4:
+        block = D.child(f"b{res}")
+        conv0, conv1 = block.child("conv0").tensors(), block.child("conv1").tensors()
+        out[f"convs.{i}.conv1.0.weight"], out[f"convs.{i}.conv1.1.bias"] = conv0["weight"], conv0["bias"]
+        out[f"convs.{i}.conv2.1.weight"], out[f"convs.{i}.conv2.2.bias"] = conv1["weight"], conv1["bias"]
+        out[f"convs.{i}.skip.1.weight"] = block.child("skip").tensors()["weight"]
+        res, i = res // 2, i + 1
+    epilogue = D.child("b4")
+    conv, fc, last = (epilogue.child(n).tensors() for n in ("conv", "fc", "out"))
+    out["final_conv.0.weight"], out["final_conv.1.bias"] = conv["weight"], conv["bias"]
+    out["final_linear.0.weight"], out["final_linear.0.bias"] = fc["weight"], fc["bias"]
+    out["final_linear.1.weight"], out["final_linear.1.bias"] = last["weight"], last["bias"]
+    return {k: v.detach().float().contiguous() for k, v in out.items()}
+
+
+def _load_discriminator(target: torch.nn.Module, D: PersistentObject, where: Any) -> None:
+    from ganedit.formats.native import state_dict_mismatch
+
+    own = target.state_dict()
+    state = discriminator_state(D)
+    state.update({k: v for k, v in own.items() if k.endswith(".kernel") and k not in state})
+    problem = state_dict_mismatch(own, state)
+    if problem:
+        raise CheckpointError(where, f"NVlabs discriminator does not map onto ganedit's: {problem}")
+    target.load_state_dict(state, strict=True)
+
+
 def _notes(G: PersistentObject) -> List[str]:
     """Settings that ganedit reproduces only approximately, said once in the converted model's metadata."""
     notes = []
@@ -338,10 +406,14 @@ def convert_object(obj: Any, path: "str | os.PathLike[str] | None" = None) -> to
     G = obj.get("G") if isinstance(obj.get("G"), PersistentObject) and obj.get("G") is not G_ema else None
     if G is not None:
         generator_config(G, path)  # same checks for the training generator
-    model = StyleGAN2(generator=config, with_g=G is not None, has_latent_avg=True)
+    d_config, d_note = (discriminator_config(obj["D"]) if isinstance(obj.get("D"), PersistentObject)
+                        else (None, "no D in the file"))
+    model = StyleGAN2(generator=config, discriminator=d_config, with_g=G is not None, has_latent_avg=True)
     _load_generator(model.g_ema, G_ema, config, path)
     if G is not None:
         _load_generator(model.g, G, config, path)
+    if d_config is not None:
+        _load_discriminator(model.d, obj["D"], path)
     w_avg = (G_ema.child("mapping").state.get("_buffers") or {}).get("w_avg")
     if isinstance(w_avg, torch.Tensor):
         model.latent_avg.copy_(w_avg.float().reshape(model.latent_avg.shape))
@@ -351,7 +423,7 @@ def convert_object(obj: Any, path: "str | os.PathLike[str] | None" = None) -> to
     model.checkpoint_meta = {  # type: ignore[attr-defined]
         "converted_from": "NVlabs/stylegan2-ada-pytorch pickle (read without running its code)",
         "source": str(path) if path else None, "notes": _notes(G_ema),
-        "discriminator": "not converted",
+        "discriminator": "converted" if d_config is not None else f"not converted: {d_note}",
     }
     return model
 

@@ -56,7 +56,8 @@ def main(official: str, out_dir: str) -> None:
 
     # reference outputs, computed from a fresh unpickling (as generate.py does) with constant noise
     with open(out / "stylegan2ada_tiny.pkl", "rb") as f:
-        G_ema = pickle.load(f)["G_ema"]
+        snapshot = pickle.load(f)
+    G_ema, D = snapshot["G_ema"], snapshot["D"]
     z = torch.randn([4, G_ema.z_dim], generator=torch.Generator().manual_seed(7))
     c = torch.zeros([4, 0])
     with torch.no_grad():
@@ -64,10 +65,11 @@ def main(official: str, out_dir: str) -> None:
         img = G_ema.synthesis(ws, noise_mode="const")
         ws07 = G_ema.mapping(z, c, truncation_psi=0.7)
         img07 = G_ema(z, c, truncation_psi=0.7, noise_mode="const")
+        logits = D(img, c)
     from safetensors.torch import save_file
 
     save_file({"z": z, "ws": ws.contiguous(), "img": img.contiguous(), "ws_psi07": ws07.contiguous(),
-               "img_psi07": img07.contiguous(), "w_avg": G_ema.mapping.w_avg.clone()},
+               "img_psi07": img07.contiguous(), "d_logits": logits.contiguous(), "w_avg": G_ema.mapping.w_avg.clone()},
               str(out / "stylegan2ada_tiny_outputs.safetensors"),
               metadata={"made_by": "tests/data/nvlabs/make_nvlabs_pickle.py", "torch": torch.__version__,
                         "noise_mode": "const"})
