@@ -91,6 +91,7 @@ def tiny_models(seed: int = 0):
 
 
 def run(args: argparse.Namespace) -> Dict:
+    from ganedit.cli.data_indomain import resolve_model
     from ganedit.cli.sample import load_stylegan2
     from ganedit.edit import directions as D
     from ganedit.models.attributes import load_regressor, predict_factors
@@ -150,11 +151,6 @@ def run(args: argparse.Namespace) -> Dict:
 
 def _scalar_labels(labels: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {k: (v.float().mean(1) if v.dim() == 2 else v) for k, v in labels.items()}
-
-
-def resolve_model(text: str) -> str:
-    shipped = REPO / "ganedit" / "assets" / text.replace("-", "_")
-    return str(shipped) if not Path(text).exists() and shipped.exists() else text
 
 
 def report(results: Dict, args: argparse.Namespace, command: str) -> str:

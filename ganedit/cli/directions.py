@@ -8,8 +8,9 @@ import click
 
 from ganedit.errors import ConfigError
 
-_MODEL = click.option("--model", "model_path", required=True, type=click.Path(exists=True),
-                      help="StyleGAN2 checkpoint: native folder, rosinality .pt or NVlabs .pkl.")
+_MODEL = click.option("--model", "model_path", required=True,
+                      help="StyleGAN2 checkpoint (native folder, rosinality .pt, NVlabs .pkl) or a shipped name "
+                           "such as stylegan2-synth64.")
 _OUT = click.option("-o", "--out", "out", required=True, type=click.Path(), help="Direction file to write (.safetensors).")
 _LAYERS = click.option("--layers", default=None,
                        help="Rows of w+ the directions are meant for, 'a-b' inclusive (default: all). SeFa also "
@@ -18,9 +19,10 @@ _SEED = click.option("--seed", default=0, show_default=True, help="Seed of the s
 
 
 def _load(model_path: str):
+    from ganedit.cli.data_indomain import resolve_model
     from ganedit.cli.sample import load_stylegan2
 
-    return load_stylegan2(model_path)
+    return load_stylegan2(resolve_model(model_path))
 
 
 def _layers(text: Optional[str], model) -> Optional[range]:
@@ -186,8 +188,7 @@ def register(cli: click.Group) -> None:
 
     @directions_group.command("show")
     @click.argument("path", type=click.Path(exists=True))
-    @click.option("--model", "model_path", default=None, type=click.Path(exists=True),
-                  help="Also check that the file fits this generator.")
+    @click.option("--model", "model_path", default=None, help="Also check that the file fits this generator.")
     def show_cmd(path, model_path) -> None:
         """Describe a direction file: method, names, layers, generator."""
         from ganedit.edit.directions import load_direction
