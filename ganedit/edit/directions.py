@@ -114,7 +114,7 @@ class Directions:
             if self.generator is None or "n_latent" not in self.generator:
                 raise ConfigError("editing chosen rows of W codes needs w+ codes (to_wplus) or a generator fingerprint")
             w = to_wplus(w, int(self.generator["n_latent"]))
-        strength = strength * scale if not isinstance(strength, torch.Tensor) else strength * scale
+        strength = strength * scale
         return apply(w, self.vector(key), strength, rows)
 
     def check_fits(self, G: Any) -> None:
