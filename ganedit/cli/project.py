@@ -144,6 +144,9 @@ def register(cli: click.Group) -> None:
     @click.option("--space", type=click.Choice(["w", "w+"]), default="w+", show_default=True, help=SPACE_HELP)
     @click.option("--steps", default=1000, show_default=True, help="Optimisation steps.")
     @click.option("--noise/--no-noise", default=True, show_default=True, help="Also optimise the noise maps.")
+    @click.option("--noise-init", type=click.Choice(["random", "const"]), default="random", show_default=True,
+                  help="Where optimised noise maps start: random (the reference projectors) or const (the generator's "
+                       "stored maps, as its samples use).")
     @click.option("--init", "init", default="mean", show_default=True,
                   help="mean: start from the average latent; or an ENCODER checkpoint (pSp/e4e) whose codes are refined.")
     @click.option("--lr", default=0.1, show_default=True, help="Peak learning rate.")
@@ -152,7 +155,7 @@ def register(cli: click.Group) -> None:
     @click.option("--batch-size", default=4, show_default=True, help="Images optimised together (independently).")
     @click.option("--seed", default=0, show_default=True)
     def project_cmd(images: Tuple[str, ...], model_path: str, output: str, space: str, steps: int, noise: bool,
-                    init: str, lr: float, mse: float, lpips_weights: Optional[str], batch_size: int, seed: int) -> None:
+                    noise_init: str, init: str, lr: float, mse: float, lpips_weights: Optional[str], batch_size: int, seed: int) -> None:
         """Invert IMAGES (files or folders) into the StyleGAN2 --model by optimisation; writes OUT/latents.safetensors,
         OUT/reconstructions/<name>.png and OUT/compare.png.
 
@@ -172,12 +175,12 @@ def register(cli: click.Group) -> None:
         began = time.perf_counter()
         try:
             result = project_batches(G, targets, batch_size=max(1, batch_size), progress=update, space=space, steps=steps,
-                                     noise=noise, init=start, lr=lr, mse=mse, lpips=lpips_weights, seed=seed)
+                                     noise=noise, noise_init=noise_init, init=start, lr=lr, mse=mse, lpips=lpips_weights, seed=seed)
         finally:
             close()
         seconds = time.perf_counter() - began
         out = Path(output)
-        meta = {**result.meta(G), "init": init, "images": [str(f) for f in files]}
+        meta = {**result.meta(G), "init": init, "noise_init": noise_init if noise else None, "images": [str(f) for f in files]}
         save_latents(out / "latents.safetensors", result.wplus, names, meta, noise=result.noise)
         write_outputs(out, names, targets, result.images)
         for name, value in zip(names, psnr(result.images, targets)):

@@ -193,6 +193,7 @@ def project(
     noise: bool = True,
     init: Any = None,
     *,
+    noise_init: str = "random",
     lr: float = 0.1,
     lpips: Any = None,
     lpips_net: str = "vgg",
@@ -239,9 +240,12 @@ def project(
     gen = torch.Generator(device="cpu").manual_seed(seed)
     noises: Optional[List[torch.Tensor]] = None
     params = [code]
+    if noise_init not in ("random", "const"):
+        raise ConfigError(f"noise_init must be 'random' or 'const', got {noise_init!r}")
     if noise:
-        noises = [torch.randn(n, 1, m.shape[-2], m.shape[-1], generator=gen).to(device).requires_grad_(True)
-                  for m in g.make_noise(1)]
+        stored = [getattr(g.noises, f"noise_{k}") for k in range(g.num_layers)]
+        noises = [(torch.randn(n, 1, m.shape[-2], m.shape[-1], generator=gen).to(device) if noise_init == "random"
+                   else m.detach().expand(n, -1, -1, -1).clone()).requires_grad_(True) for m in stored]
         params += noises
     optimizer = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
 
