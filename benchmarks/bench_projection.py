@@ -39,11 +39,13 @@ from ganedit.edit.pti import pivotal_tuning, save_pti
 def plain_projector(g, images, loss_fn, steps: int, w_plus: bool, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
     """The rosinality projector written plainly (its loop, its whole-batch noise statistics), for timing."""
     torch.manual_seed(seed)
+    device = images.device
     with torch.no_grad():
-        w = g.style(torch.randn(10000, g.style_dim))
+        w = g.style(torch.randn(10000, g.style_dim, device=device))
         mean = w.mean(0)
         std = ((w - mean).pow(2).sum() / 10000) ** 0.5
-    noises = [torch.randn(images.shape[0], 1, m.shape[-2], m.shape[-1]).requires_grad_(True) for m in g.make_noise(1)]
+    noises = [torch.randn(images.shape[0], 1, m.shape[-2], m.shape[-1], device=device).requires_grad_(True)
+              for m in g.make_noise(1)]
     latent = mean.detach().clone().unsqueeze(0).repeat(images.shape[0], 1)
     if w_plus:
         latent = latent.unsqueeze(1).repeat(1, g.n_latent, 1)
@@ -76,6 +78,13 @@ def plain_projector(g, images, loss_fn, steps: int, w_plus: bool, lr: float = 0.
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def synced(result: torch.Tensor) -> torch.Tensor:
+    """Wait for the GPU's queued work (timings must include it); a no-op on the CPU."""
+    if result.is_cuda:
+        torch.cuda.synchronize()
+    return result
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -119,21 +128,23 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--pti-steps", type=int, default=350)
     parser.add_argument("--lpips-weights", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--write", action="store_true", help="write the bench:projection section of BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not args.model and not args.random:
         parser.error("give a MODEL path or --random SIZE")
     torch.set_num_threads(args.threads)
     G, label = load_generator(args)
+    G = G.to(args.device)
     g = G.g_ema
-    loss_fn, loss_name = perceptual_loss(args.lpips_weights, "vgg")
+    loss_fn, loss_name = perceptual_loss(args.lpips_weights, "vgg", args.device)
     fp = generator_fingerprint(G)
     steps_list = [int(s) for s in args.steps.split(",")]
     spaces = args.spaces.split(",")
 
     gen = torch.Generator().manual_seed(1234)
     with torch.no_grad():
-        w_true = g.mapping(torch.randn(args.n, g.style_dim, generator=gen))
+        w_true = g.mapping(torch.randn(args.n, g.style_dim, generator=gen).to(args.device))
         targets = g.synthesis(w_true, "const")
         mean, _ = w_statistics(g, 10000, 0)
         from ganedit.data.synthetic import heldout_seed, render, sample_appearance, sample_structure
@@ -141,7 +152,7 @@ def main(argv: List[str] | None = None) -> None:
         # the world renders at 32 px and more: smaller generators get it average-pooled down
         world = render(sample_structure(args.n, heldout_seed(0)), sample_appearance(args.n, heldout_seed(0)),
                        max(32, g.size)).image
-        world = F.adaptive_avg_pool2d(world, g.size) if world.shape[-1] != g.size else world
+        world = (F.adaptive_avg_pool2d(world, g.size) if world.shape[-1] != g.size else world).to(args.device)
         mean_image = g.synthesis(mean[None], "const")
     baseline_psnr = float(psnr(mean_image.expand_as(targets), targets).mean())
 
@@ -167,8 +178,9 @@ def main(argv: List[str] | None = None) -> None:
         for space in spaces:
             timings[space]["ours"].append(time_repeats(lambda: project(G, one, space=space, steps=args.timing_steps,
                                                                        loss_fn=loss_fn), repeats=1, warmup=0)["min"])
-            timings[space]["plain"].append(time_repeats(lambda: plain_projector(g, one, loss_fn, args.timing_steps,
-                                                                                space == "w+"), repeats=1, warmup=0)["min"])
+            timings[space]["plain"].append(time_repeats(lambda: synced(plain_projector(g, one, loss_fn, args.timing_steps,
+                                                                                       space == "w+")),
+                                                        repeats=1, warmup=0)["min"])
     speed_rows = []
     for space in spaces:
         ours = sorted(timings[space]["ours"])
@@ -205,7 +217,7 @@ def main(argv: List[str] | None = None) -> None:
         "",
         f"Generator: {label} ({fp['size']} px, n_latent {fp['n_latent']}, weights hash {fp['hash']}). "
         f"Loss: {loss_name}. {args.n} in-domain images G(w) (const noise, w known) and {args.n} held-out world images. "
-        f"Machine: {machine_line()}.",
+        f"Machine: {machine_line()}; device {args.device}.",
         f"Command: `{command}`",
         "",
         f"Latent error = mean over w+ rows of |w_hat - w| / |w_mean - w| (1 = the mean latent). "

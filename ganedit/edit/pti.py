@@ -109,7 +109,7 @@ def pivotal_tuning(
         raise ConfigError(f"pivotal tuning works on one image at a time, got a batch of {image.shape[0]}")
     device = next(g.parameters()).device
     target = image.detach().to(device, torch.float32)
-    perceptual, loss_name = perceptual_loss(lpips, lpips_net)
+    perceptual, loss_name = perceptual_loss(lpips, lpips_net, device)
     if stop_loss is None:
         stop_loss = 0.06 if loss_name.startswith("lpips") else 1e-3
     base = generator_fingerprint(g)
