@@ -16,11 +16,13 @@ def register(cli: click.Group) -> None:
 
         SRC may be any official checkpoint ganedit recognises (rosinality StyleGAN2, pSp, e4e, Swapping
         Autoencoder, junyanz pix2pix/CycleGAN) or a native folder. The layout is detected; no flags needed.
+        NVlabs stylegan2-ada .pkl files are read without running the code they embed.
 
         \b
         Examples:
           ganedit convert stylegan2-ffhq-config-f.pt ffhq-native/
           ganedit convert ffhq-native/ stylegan2-ffhq.pt --to rosinality
+          ganedit convert network-snapshot-025000.pkl afhq-native/
         """
         import ganedit
         from ganedit.formats.native import save_model
