@@ -192,3 +192,29 @@ def test_strength_and_row_parsing():
         parse_strengths("a..b", 3)
     assert parse_rows("coarse", 10) == range(0, 4) and parse_rows("2-3", 10) == range(2, 4)
     assert parse_rows(None, 10) is None and parse_rows(None, 10, default="fine") == range(8, 10)
+
+
+def test_edit_with_a_direction_file_uses_its_layers_and_sigma(setup, tmp_path, capsys):
+    from ganedit.edit.directions import Directions, save_direction
+
+    root, G, w = setup
+    path = _latents(tmp_path, G, w[:1], names=["anna"])
+    vectors = torch.nn.functional.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(8)), dim=1)
+    dfile = save_direction(tmp_path / "pca.safetensors", Directions(
+        vectors=vectors, names=["pc0", "pc1"], method="ganspace", layers=range(1, 3),
+        generator=L.generator_fingerprint(G), scales=torch.tensor([0.5, 2.0])))
+    main(["edit", str(path), "--model", str(root / "G"), "--direction", str(dfile), "--component", "pc1",
+          "--strength", "-1,1", "-o", str(tmp_path / "s.png")])
+    assert "pc1: strengths -1..1 sigma on rows 1-2" in capsys.readouterr().out
+    cells = _cells(tmp_path / "s.png", 2)
+    with torch.no_grad():
+        wplus = L.to_wplus(w[:1], G.n_latent)
+        expected = G.g_ema.synthesis(L.apply(wplus, vectors[1], 2.0, range(1, 3)), "const")  # 1 sigma = 2.0
+    assert np.abs(cells[1].astype(int) - _png(expected).astype(int)).max() <= 1
+    # the file is refused for a generator of another shape
+    other = tmp_path / "G8"
+    ganedit.save(_tiny(size=8), other)
+    small = _latents(tmp_path, _tiny(size=8), torch.zeros(1, 16), "small.safetensors")
+    with pytest.raises(SystemExit) as exc:
+        main(["edit", str(small), "--model", str(other), "--direction", str(dfile), "-o", str(tmp_path / "x.png")])
+    assert exc.value.code == 2 and "pca.safetensors" in capsys.readouterr().err

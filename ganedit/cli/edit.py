@@ -60,57 +60,43 @@ def parse_rows(text: Optional[str], n_latent: int, default: Optional[str] = None
     return parse_layers(text, n_latent)
 
 
-def load_direction(path: str, G: Any, component: int) -> Tuple[Any, Optional[range]]:
-    """(direction [dim] or [n_latent, dim], the layers the file asks for or None) from a direction file.
+def load_direction(path: str, G: Any, component: str) -> Tuple[Any, Optional[range], Optional[float], str]:
+    """(direction [dim] or [n_latent, dim], the layers the file names or None, its sigma or None, its name).
 
-    Uses ``ganedit.edit.directions.load_direction`` (direction files with their metadata) when it is installed;
-    otherwise reads a plain tensor file: a 1-D tensor or a dict holding ``direction`` (or ``components``, of which
-    ``component`` is taken)."""
-    import importlib.util
+    A ganedit direction file (``ganedit directions ...``) is read by ``ganedit.edit.directions.load_direction``,
+    which refuses it for a generator it does not fit; ``component`` is a vector's index or name. Any other file
+    is read as plain tensors: one tensor, or a dict with ``direction`` ([dim] or one row per layer)."""
+    import torch
 
-    if importlib.util.find_spec("ganedit.edit.directions") is not None:
-        from ganedit.edit import directions  # noqa: F401  (owned by the directions work; merged when it lands)
-
-        vector, layers = _direction_tensor(directions.load_direction(path, G), path, component)
-    else:
-        vector, layers = _direction_tensor(_read_tensor_file(Path(path)), path, component)
-    if vector.shape[-1] != G.style_dim or vector.dim() not in (1, 2):
-        raise ConfigError(f"{path}: direction of shape {tuple(vector.shape)} does not fit this generator's w ({G.style_dim})")
-    return vector.float(), layers
-
-
-def _read_tensor_file(p: Path) -> Any:
+    from ganedit.edit.directions import FORMAT_NAME, load_direction as load_direction_file
     from ganedit.formats.native import load_safetensors
 
-    if not p.is_file():
-        raise DataError(f"{p}: no such direction file")
+    p = Path(path)
     if p.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(p), framework="pt") as handle:
+                tagged = (handle.metadata() or {}).get("format") == FORMAT_NAME
+        except Exception:  # not safetensors: load_safetensors below names the problem
+            tagged = False
+        if tagged:
+            directions = load_direction_file(p, G)
+            i = directions.index(component)
+            scale = None if directions.scales is None else float(directions.scales[i])
+            return directions.vectors[i].float(), directions.layers, scale, directions.names[i]
         obj: Any = load_safetensors(p)
     else:
         from ganedit.formats.foreign import safe_torch_load
 
         obj = safe_torch_load(p)
-    return obj
-
-
-def _direction_tensor(obj: Any, path: str, component: int) -> Tuple[Any, Optional[range]]:
-    import torch
-
-    layers = None
-    value = obj.get("layers") if isinstance(obj, dict) else getattr(obj, "layers", None)
-    if isinstance(value, (range, list, tuple)) and len(value):
-        layers = range(int(min(value)), int(max(value)) + 1)
-    if isinstance(obj, torch.Tensor):
-        return obj, layers
-    for key in ("direction", "vector", "components", "directions"):
-        value = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-        if isinstance(value, torch.Tensor):
-            if key in ("components", "directions") and value.dim() == 2:
-                if not 0 <= component < value.shape[0]:
-                    raise ConfigError(f"{path}: --component {component} is outside 0-{value.shape[0] - 1}")
-                return value[component], layers
-            return value, layers
-    raise DataError(f"{path}: no direction tensor found (expected a 'direction' or 'components' tensor)")
+    vector = obj if isinstance(obj, torch.Tensor) else obj.get("direction") if isinstance(obj, dict) else None
+    if not isinstance(vector, torch.Tensor):
+        raise DataError(f"{path}: no direction found (expected a ganedit direction file, one tensor, or a 'direction' tensor)")
+    if vector.shape[-1] != G.style_dim or vector.dim() not in (1, 2) or (vector.dim() == 2 and vector.shape[0] != G.n_latent):
+        raise ConfigError(f"{path}: direction of shape {tuple(vector.shape)} does not fit this generator "
+                          f"([{G.style_dim}] or [{G.n_latent}, {G.style_dim}])")
+    return vector.float(), None, None, p.stem
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -195,11 +181,16 @@ def _target(out: Path, name: str, single: bool) -> Path:
 def register(cli: click.Group) -> None:
     @cli.command("edit")
     @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-    @click.option("--model", "-m", "model_path", required=True, type=click.Path(exists=True), help="StyleGAN2 checkpoint.")
+    @click.option("--model", "-m", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
     @click.option("-o", "--output", required=True, type=click.Path(),
                   help="A .png for one input, or a folder (one <name>.png strip per input).")
-    @click.option("--direction", "-d", default=None, type=click.Path(exists=True), help="Direction file.")
-    @click.option("--component", default=0, show_default=True, help="Which component of a multi-direction file (GANSpace/SeFa).")
+    @click.option("--direction", "-d", default=None, type=click.Path(exists=True),
+                  help="Direction file (`ganedit directions ...`, or a plain tensor file).")
+    @click.option("--component", default="0", show_default=True,
+                  help="Which vector of a direction file: its index or its name (GANSpace/SeFa files hold many).")
+    @click.option("--sigma/--raw", default=True, show_default=True,
+                  help="Strengths in standard deviations of w along the direction (when the file records them) "
+                       "or in raw units of w.")
     @click.option("--strength", default="-3..3", show_default=True, help="Strengths: a range a..b (see --n), a list a,b,c or one value.")
     @click.option("--n", "n_strengths", default=7, show_default=True, help="Number of strengths in a range.")
     @click.option("--layers", default=None, help="w+ rows to edit or mix: a-b (inclusive), coarse, middle, fine. "
@@ -213,8 +204,8 @@ def register(cli: click.Group) -> None:
     @click.option("--mix-with", "other_mix", default=None, type=click.Path(exists=True),
                   help="Instead of a direction: give each input the --layers rows of this image / latents file.")
     @click.option("--lpips-weights", type=click.Path(exists=True), default=None, help=LPIPS_HELP)
-    def edit_cmd(inputs: Tuple[str, ...], model_path: str, output: str, direction: Optional[str], component: int,
-                 strength: str, n_strengths: int, layers: Optional[str], invert: str, space: str, steps: int,
+    def edit_cmd(inputs: Tuple[str, ...], model_path: str, output: str, direction: Optional[str], component: str,
+                 sigma: bool, strength: str, n_strengths: int, layers: Optional[str], invert: str, space: str, steps: int,
                  other_interp: Optional[str], other_mix: Optional[str], lpips_weights: Optional[str]) -> None:
         """Edit INPUTS (images, latents files or PTI files) with the StyleGAN2 --model and write a strip per input:
         the input image (if any), then one decoded code per strength / alpha / mix.
@@ -239,6 +230,9 @@ def register(cli: click.Group) -> None:
         G = load_generator(model_path)
         opts = {"space": space, "steps": steps, "lpips": lpips_weights}
         codes = codes_for(inputs, G, invert, opts)
+        if direction is not None:
+            vector, file_layers, scale, vector_name = load_direction(direction, G, component)
+            rows = parse_rows(layers, G.n_latent) if layers is not None else file_layers
         other = None
         if other_interp is not None or other_mix is not None:
             other = _one(other_interp or other_mix, G, invert, opts, "--interpolate" if other_interp else "--mix-with")
@@ -247,11 +241,12 @@ def register(cli: click.Group) -> None:
         written = []
         for code in codes:
             if direction is not None:
-                vector, file_layers = load_direction(direction, G, component)
-                rows = parse_rows(layers, G.n_latent) if layers is not None else file_layers
                 values = parse_strengths(strength, n_strengths)
-                edited = strip(code.wplus, vector, values, rows)[:, 0]
-                label = f"strengths {values[0]:g}..{values[-1]:g}"
+                scaled = [v * (scale if sigma and scale else 1.0) for v in values]
+                edited = strip(code.wplus, vector, scaled, rows)[:, 0]
+                unit = " sigma" if sigma and scale else ""
+                where = "all rows" if rows is None else f"rows {rows.start}-{rows.stop - 1}"
+                label = f"{vector_name}: strengths {values[0]:g}..{values[-1]:g}{unit} on {where}"
             elif other_interp is not None:
                 alphas = torch.linspace(0, 1, max(2, n_strengths)).tolist()
                 edited = interpolate(code.wplus, other.wplus, alphas)[:, 0]

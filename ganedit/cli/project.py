@@ -66,10 +66,12 @@ def read_images(files: Sequence[Path], size: int):
 
 
 def load_generator(path: str):
-    """A StyleGAN2 (``g_ema`` + ``latent_avg``) from any checkpoint ganedit reads, in eval mode."""
+    """A StyleGAN2 (``g_ema`` + ``latent_avg``) from any checkpoint ganedit reads or a shipped model's name
+    (``stylegan2-synth64``), in eval mode."""
+    from ganedit.cli.data_indomain import resolve_model
     from ganedit.cli.sample import load_stylegan2
 
-    return load_stylegan2(path)
+    return load_stylegan2(resolve_model(path))
 
 
 def encoder_codes(path: str, G: Any, images: Any) -> Any:
@@ -139,7 +141,7 @@ def psnr(a: Any, b: Any) -> List[float]:
 def register(cli: click.Group) -> None:
     @cli.command("project")
     @click.argument("images", nargs=-1, required=True, type=click.Path())
-    @click.option("--model", "-m", "model_path", required=True, type=click.Path(exists=True), help="StyleGAN2 checkpoint.")
+    @click.option("--model", "-m", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
     @click.option("-o", "--output", required=True, type=click.Path(), help="Output folder.")
     @click.option("--space", type=click.Choice(["w", "w+"]), default="w+", show_default=True, help=SPACE_HELP)
     @click.option("--steps", default=1000, show_default=True, help="Optimisation steps.")
@@ -190,7 +192,7 @@ def register(cli: click.Group) -> None:
 
     @cli.command("pti")
     @click.argument("images", nargs=-1, required=True, type=click.Path())
-    @click.option("--model", "-m", "model_path", required=True, type=click.Path(exists=True), help="StyleGAN2 checkpoint.")
+    @click.option("--model", "-m", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
     @click.option("-o", "--output", required=True, type=click.Path(), help="Output folder.")
     @click.option("--pivot-steps", default=450, show_default=True, help="Steps of the W projection giving the pivot.")
     @click.option("--pivot-lr", default=5e-3, show_default=True, help="Learning rate of the pivot projection (PTI's).")
