@@ -7,9 +7,14 @@
   loss and image, interleaved in one run; seconds per image-step, min and median, and the ratio.
 * PTI: reconstruction of the tuned generator against its pivot (projection alone), steps, time per image, and
   the file per image (fp16 difference, rank-4 difference) against the whole generator in fp32.
+* PTI edits (with ``--direction``): does a direction still do what it should on the tuned generator? The
+  attribute regressor reads the pivot edited by +-1 sigma, decoded by the base and by the tuned generator:
+  change of the intended factor and RMS leakage into the others, per sigma, in units of each factor's spread
+  (the measure of ``bench_directions``).
 
     python -m benchmarks.bench_projection MODEL [--steps 100,500,1000] [--n 8] [--write]
     python -m benchmarks.bench_projection --random 32 --steps 20,50 --n 2 --pti-steps 20   # a quick check
+    ... --direction smile.safetensors [--regressor PATH]     # PTI edit check (--direction random: a random one)
 
 The figures depend on the generator: the section names it (path, size, weights hash) and the loss used.
 """
@@ -111,6 +116,45 @@ def latent_error(wplus: torch.Tensor, w: torch.Tensor, mean: torch.Tensor) -> to
     return (wplus - w[:, None]).norm(dim=2).mean(1) / (mean[None] - w).norm(dim=1)
 
 
+def pti_edit_rows(args, G, targets, tuned) -> List[str]:
+    """Markdown lines: the direction's intended change and leakage per sigma, base vs tuned generator."""
+    from benchmarks.bench_directions import measure, scalar_factors, score
+    from ganedit.edit import directions as D
+    from ganedit.models.attributes import AttributeRegressor, load_regressor, predict_factors
+
+    if args.random and args.regressor is None:
+        torch.manual_seed(0)
+        regressor = AttributeRegressor(channels=(4, 4, 8, 8, 8), feature_dim=16).eval()
+    else:
+        regressor = load_regressor(args.regressor)
+    predict = lambda images: predict_factors(images.cpu(), regressor)  # noqa: E731
+    if args.direction == "random":
+        d = torch.nn.functional.normalize(torch.randn(G.style_dim, generator=torch.Generator().manual_seed(7)), dim=0)
+        name, attribute = "random", args.attribute or "smile"
+    else:
+        loaded = D.load_direction(args.direction, G)
+        i = loaded.index(args.component)
+        d, name = loaded.vectors[i], loaded.names[i]
+        attribute = args.attribute or loaded.meta.get("attribute") or name
+    d = d.to(args.device)
+    samples = D.sample_w(G, 256, seed=11).to(args.device)
+    step = float((samples @ d).std())  # 1 sigma of sampled w along d
+    spread = {k: v.std() for k, v in scalar_factors(predict, D.render_w(G, samples[:64])).items() if float(v.std()) > 1e-6}
+    if attribute not in spread:
+        return ["", f"PTI edit check skipped: the regressor gives no spread for {attribute!r} (factors: {', '.join(sorted(spread))})."]
+    lines = ["", f"PTI edits: direction {name!r} (intended factor {attribute}), +-1 sigma at each pivot; change and "
+             "RMS leakage per sigma in units of each factor's spread, decoded by the base and by the tuned generator.",
+             "", "| image | base change | base leakage | tuned change | tuned leakage |", "|---|---|---|---|---|"]
+    for i, result in enumerate(tuned):
+        w = result.pivot[:, 0].to(args.device)
+        base = score(measure(G, predict, w, d, step, spread, 8), attribute)
+        after = score(measure(result.generator(G), predict, w, d, step, spread, 8), attribute)
+        row = f"| {i} | {base[0]:+.3f} | {base[1]:.3f} | {after[0]:+.3f} | {after[1]:.3f} |"
+        print(row, flush=True)
+        lines.append(row)
+    return lines
+
+
 def main(argv: List[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", help="StyleGAN2 checkpoint (native folder or rosinality .pt)")
@@ -129,6 +173,11 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--lpips-weights", default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--direction", default=None, help="direction file (or 'random') for the PTI edit check")
+    parser.add_argument("--component", default="0", help="vector of the direction file (index or name)")
+    parser.add_argument("--attribute", default=None, help="intended factor (default: the direction file's attribute)")
+    parser.add_argument("--regressor", default=None, help="attribute regressor (default: the shipped one; "
+                        "with --random a random one)")
     parser.add_argument("--write", action="store_true", help="write the bench:projection section of BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not args.model and not args.random:
@@ -194,6 +243,7 @@ def main(argv: List[str] | None = None) -> None:
 
     # PTI
     pti_rows = []
+    tuned = []
     whole = sum(p.numel() * 4 for p in g.state_dict().values())
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(min(args.pti_n, args.n)):
@@ -210,6 +260,9 @@ def main(argv: List[str] | None = None) -> None:
                    f"{result.steps} | {seconds:.1f} | {full / 1024:.0f} | {low / 1024:.0f} | {whole / 1024:.0f} |")
             print(row, flush=True)
             pti_rows.append(row)
+            tuned.append(result)
+
+    edit_rows = pti_edit_rows(args, G, targets, tuned) if args.direction else []
 
     command = "python -m benchmarks.bench_projection " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = "\n".join([
@@ -243,6 +296,7 @@ def main(argv: List[str] | None = None) -> None:
         "| image | pivot PSNR | PTI PSNR | tuning steps | s / image | fp16 diff KiB | rank-4 KiB | whole G fp32 KiB |",
         "|---|---|---|---|---|---|---|---|",
         *pti_rows,
+        *edit_rows,
     ])
     print(text)
     if args.write:
