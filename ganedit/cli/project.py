@@ -88,6 +88,14 @@ def encoder_codes(path: str, G: Any, images: Any) -> Any:
     encode = getattr(encoder, "encode", None)
     if not callable(encode):
         raise ConfigError(f"{path}: holds a {type(encoder).__name__}, which is not an encoder (it has no encode())")
+    if getattr(encoder, "task", "encode") != "encode":
+        raise ConfigError(f"{path}: this encoder reads {encoder.task} inputs, not photos; inversion needs an 'encode' one")
+    decoder = getattr(encoder, "generator", None)
+    if decoder is not None:
+        from ganedit.edit.latents import check_fits, generator_fingerprint
+
+        # codes of an encoder trained for another decoder are meaningless in G (refused), or off (warned)
+        check_fits(generator_fingerprint(decoder), G, path)
     with torch.no_grad():
         codes = encode(images)
     codes = codes[0] if isinstance(codes, (tuple, list)) else codes
