@@ -218,3 +218,42 @@ def test_edit_with_a_direction_file_uses_its_layers_and_sigma(setup, tmp_path, c
     with pytest.raises(SystemExit) as exc:
         main(["edit", str(small), "--model", str(other), "--direction", str(dfile), "-o", str(tmp_path / "x.png")])
     assert exc.value.code == 2 and "pca.safetensors" in capsys.readouterr().err
+
+
+from ganedit.formats.native import register_model  # noqa: E402
+from ganedit.models.stylegan2 import Generator  # noqa: E402
+
+
+@register_model("tests.ConstantEncoder")
+class ConstantEncoder(torch.nn.Module):
+    """A stand-in encoder: every image gets the same stored w+; ``generator`` is the decoder it was made for."""
+
+    def __init__(self, decoder: dict, n_latent: int, style_dim: int) -> None:
+        super().__init__()
+        self.decoder = Generator(**decoder)
+        self.register_buffer("code", torch.randn(n_latent, style_dim))
+
+    @property
+    def generator(self) -> Generator:
+        return self.decoder
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.code.expand(images.shape[0], -1, -1)
+
+
+def test_project_init_from_an_encoder(setup, tmp_path, capsys):
+    root, G, _ = setup
+    encoder = ConstantEncoder(G.g_ema.config, G.n_latent, 16)
+    encoder.decoder.load_state_dict(G.g_ema.state_dict())
+    ganedit.save(encoder, tmp_path / "enc")
+    out = tmp_path / "o"
+    # one step runs at the warm-up's lr 0: the codes are the encoder's
+    main(["project", "--model", str(root / "G"), str(root / "faces"), "-o", str(out), "--steps", "1",
+          "--init", str(tmp_path / "enc")])
+    codes = L.load_latents(out / "latents.safetensors", G)
+    assert torch.allclose(codes.wplus, encoder.code.expand(2, -1, -1)) and codes.meta["init"] == str(tmp_path / "enc")
+    small = ConstantEncoder(_tiny(size=8).g_ema.config, 4, 16)
+    ganedit.save(small, tmp_path / "enc8")
+    with pytest.raises(SystemExit) as exc:
+        main(["project", "--model", str(root / "G"), str(root / "faces"), "-o", str(out), "--init", str(tmp_path / "enc8")])
+    assert exc.value.code == 2 and "made for another generator" in capsys.readouterr().err
