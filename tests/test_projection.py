@@ -111,3 +111,16 @@ def test_wrong_image_size_is_a_clear_error():
     G = tiny(8)
     with pytest.raises(ConfigError, match=r"\[N, 3, 8, 8\]"):
         P.project(G, torch.zeros(1, 3, 16, 16), steps=1, lpips=False)
+
+
+def test_noise_maps_can_start_from_the_stored_ones():
+    G = tiny(8)
+    _, images = known_images(G, n=1)
+    result = P.project(G, images, space="w", steps=1, noise=True, noise_init="const", lpips=False, n_mean_latent=500)
+    stored = [getattr(G.g_ema.noises, f"noise_{k}") for k in range(G.g_ema.num_layers)]
+    # lr is 0 at the first step: the maps are the stored ones, renormalised
+    for got, ref in zip(result.noise, stored):
+        expected = (ref - ref.mean()) / ref.std(unbiased=False)
+        assert torch.allclose(got, expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="noise_init"):
+        P.project(G, images, steps=1, noise_init="zeros", lpips=False)

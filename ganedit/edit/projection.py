@@ -125,7 +125,7 @@ def pyramid_mse(x: torch.Tensor, y: torch.Tensor, levels: int = 3) -> torch.Tens
     return total / levels
 
 
-def perceptual_loss(lpips: Any = None, net: str = "vgg") -> tuple:
+def perceptual_loss(lpips: Any = None, net: str = "vgg", device: "torch.device | str" = "cpu") -> tuple:
     """(loss_fn, name): LPIPS from a model, a weights path, or the cache folder; None/False -> weight-free.
 
     ``lpips`` may be an LPIPS module, a path (file or folder), None (look in $GANEDIT_CACHE) or False (do not
@@ -147,6 +147,7 @@ def perceptual_loss(lpips: Any = None, net: str = "vgg") -> tuple:
             model = None
     if model is None:
         return pyramid_mse, "pyramid-mse"
+    model = model.to(device)
     return (lambda x, y: model(downsample_to(x), downsample_to(y))), f"lpips-{getattr(model, 'net_name', net)}"
 
 
@@ -193,6 +194,7 @@ def project(
     noise: bool = True,
     init: Any = None,
     *,
+    noise_init: str = "random",
     lr: float = 0.1,
     lpips: Any = None,
     lpips_net: str = "vgg",
@@ -230,18 +232,19 @@ def project(
     if loss_fn is not None:
         criterion, loss_name = loss_fn, getattr(loss_fn, "__name__", "custom")
     else:
-        criterion, loss_name = perceptual_loss(lpips, lpips_net)
-        if isinstance(lpips, torch.nn.Module):
-            lpips.to(device)
+        criterion, loss_name = perceptual_loss(lpips, lpips_net, device)
 
     w_mean, w_std = w_statistics(g, n_mean_latent, seed)
     code = _initial_codes(g, init, n, space, w_mean).requires_grad_(True)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     noises: Optional[List[torch.Tensor]] = None
     params = [code]
+    if noise_init not in ("random", "const"):
+        raise ConfigError(f"noise_init must be 'random' or 'const', got {noise_init!r}")
     if noise:
-        noises = [torch.randn(n, 1, m.shape[-2], m.shape[-1], generator=gen).to(device).requires_grad_(True)
-                  for m in g.make_noise(1)]
+        stored = [getattr(g.noises, f"noise_{k}") for k in range(g.num_layers)]
+        noises = [(torch.randn(n, 1, m.shape[-2], m.shape[-1], generator=gen).to(device) if noise_init == "random"
+                   else m.detach().expand(n, -1, -1, -1).clone()).requires_grad_(True) for m in stored]
         params += noises
     optimizer = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
 

@@ -61,12 +61,11 @@ def _tunable(g: torch.nn.Module) -> List[str]:
     return [name for name, _ in g.named_parameters() if not name.startswith("style.")]
 
 
-def _locality_codes(g: torch.nn.Module, pivot: torch.Tensor, n: int, alpha: float, gen: torch.Generator) -> torch.Tensor:
+def locality_codes(g: torch.nn.Module, pivot: torch.Tensor, n: int, alpha: float, gen: torch.Generator,
+                   w_avg: torch.Tensor) -> torch.Tensor:
     """Codes ``alpha`` units from the pivot towards random psi-0.5 codes (PTI's locality "territory" samples)."""
     with torch.no_grad():
-        device = pivot.device
-        z = torch.randn(n, g.style_dim, generator=gen).to(device)
-        w_avg = g.mean_latent(4096, seed=0)
+        z = torch.randn(n, g.style_dim, generator=gen).to(pivot.device)
         w = g.mapping(z, 0.5, w_avg).unsqueeze(1).expand(-1, g.n_latent, -1)
         direction = w - pivot
         norm = direction.flatten(1).norm(dim=1).clamp_min(1e-8).reshape(-1, 1, 1)
@@ -110,7 +109,7 @@ def pivotal_tuning(
         raise ConfigError(f"pivotal tuning works on one image at a time, got a batch of {image.shape[0]}")
     device = next(g.parameters()).device
     target = image.detach().to(device, torch.float32)
-    perceptual, loss_name = perceptual_loss(lpips, lpips_net)
+    perceptual, loss_name = perceptual_loss(lpips, lpips_net, device)
     if stop_loss is None:
         stop_loss = 0.06 if loss_name.startswith("lpips") else 1e-3
     base = generator_fingerprint(g)
@@ -133,6 +132,7 @@ def pivotal_tuning(
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    w_avg = g.mean_latent(4096, seed=0) if locality else None
     history: List[float] = []
     pivot_loss: Optional[float] = None
     done = 0
@@ -147,7 +147,7 @@ def pivotal_tuning(
         if term.item() <= stop_loss:
             break  # PTI's early stop: the pivot already reproduces the image well enough
         if locality and step % max(1, locality_every) == 0:
-            codes = _locality_codes(g, pivot, 1, locality_alpha, gen)
+            codes = locality_codes(g, pivot, 1, locality_alpha, gen, w_avg)
             with torch.no_grad():
                 reference = g.synthesis(codes, noise="const")
             moved = tuned.synthesis(codes, noise="const")
