@@ -18,13 +18,14 @@ def register(cli: click.Group) -> None:
         """Convert the checkpoint SRC and write it to OUT.
 
         SRC may be any official checkpoint ganedit recognises (rosinality StyleGAN2, Swapping Autoencoder,
-        junyanz pix2pix/CycleGAN), a native folder or a shipped model's name. The layout is detected; no flags
-        needed.
+        junyanz pix2pix/CycleGAN, NVlabs stylegan2-ada .pkl files, read without running the code they embed), a
+        native folder or a shipped model's name. The layout is detected; no flags needed.
 
-        \b
+        
         Examples:
           ganedit convert stylegan2-ffhq-config-f.pt -o ffhq-native/
           ganedit convert ffhq-native/ -o stylegan2-ffhq.pt --to rosinality
+          ganedit convert network-snapshot-025000.pkl -o afhq-native/
         """
         import ganedit
         from ganedit.formats.native import save_model

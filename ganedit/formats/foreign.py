@@ -3,6 +3,7 @@
 Every foreign file goes through ``safe_torch_load``: ``torch.load(weights_only=True)`` with a minimal
 allow-list, so unpickling can never run code. Converters live in ``ganedit/formats/convert_<family>.py`` and
 define ``detect(obj) -> bool`` and ``convert(obj, path) -> torch.nn.Module``; they are found by name.
+NVlabs ``.pkl`` pickles are not torch.save files: ``nvlabs_pickle`` reads them with its own restricted unpickler.
 """
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def converter_modules() -> List[Any]:
 
 def convert_foreign(path: "str | os.PathLike[str]") -> torch.nn.Module:
     """Load an official checkpoint of any supported project and return the equivalent ganedit model."""
+    from ganedit.formats import nvlabs_pickle
+
+    # NVlabs .pkl files are plain pickles of code-carrying objects, not torch.save files: their own restricted reader
+    if nvlabs_pickle.looks_like_nvlabs_pickle(path):
+        return nvlabs_pickle.convert_file(path)
     obj = safe_torch_load(path)
     for module in converter_modules():
         if module.detect(obj):

@@ -363,6 +363,11 @@ def labels(structure: Structure, appearance: Appearance) -> Dict[str, torch.Tens
     }
 
 
+def continuous_ranges() -> Dict[str, Tuple[float, float]]:
+    """The [lo, hi) range of every uniformly drawn continuous factor, structure and appearance (a copy)."""
+    return {**_STRUCTURE_RANGES, **_APPEARANCE_RANGES}
+
+
 def angle_table(steps: int, full_turn: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of k * full_turn / steps, computed once in float64 (orientations are table look-ups, so no
     transcendental function ever runs on a batch tensor whose chunking could change its rounding)."""
@@ -372,6 +377,6 @@ def angle_table(steps: int, full_turn: float) -> Tuple[torch.Tensor, torch.Tenso
 
 __all__: List[str] = [
     "ANGLE_STEPS", "ATTRIBUTES", "Appearance", "BG_LAYOUTS", "BG_PATTERNS", "CLOTHES_PATTERNS", "COLOR_SLOTS",
-    "HAIR_KINDS", "HELDOUT_OFFSET", "Structure", "heldout_seed", "attribute_vector", "frontalize", "from_domain_y", "hsv_to_rgb", "labels",
+    "HAIR_KINDS", "HELDOUT_OFFSET", "Structure", "heldout_seed", "attribute_vector", "continuous_ranges", "frontalize", "from_domain_y", "hsv_to_rgb", "labels",
     "sample_appearance", "sample_structure", "to_domain_y",
 ]

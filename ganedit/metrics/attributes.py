@@ -1,0 +1,143 @@
+"""Scores built on the attribute regressor (``ganedit.models.attributes``).
+
+- :func:`regressor_scores`: the regressor's own accuracy per factor on held-out world images (R^2 and MAE for
+  continuous factors, mean circular error for angles and phases, accuracy beside the majority-class rate for
+  discrete ones), counting only images where the factor is visible.
+- :func:`factor_distances`: per-factor distance between two sets of predicted factors (generator samples
+  against real images): Wasserstein-1 of the range-scaled values (continuous, mean over RGB for colours), the
+  circular Wasserstein-1 as a fraction of the period (angles), total variation of the class frequencies
+  (discrete; it is W1 under the 0/1 metric). 0 is a perfect match; each is at most 1.
+- :func:`knn_precision_recall`: k-NN manifold precision and recall (Kynkäänniemi et al. 2019) in the
+  regressor's feature space: precision = share of generated samples inside the real manifold (realism),
+  recall = share of real samples inside the generated manifold (coverage).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import torch
+
+from ganedit.models.attributes import FACTOR_BY_NAME, FACTORS, AttributeRegressor, FactorSpec, decode_outputs, visibility
+
+
+def _circular_error(pred: torch.Tensor, true: torch.Tensor, period: float) -> torch.Tensor:
+    d = torch.remainder(pred - true, period)
+    return torch.minimum(d, period - d)
+
+
+@torch.no_grad()
+def regressor_scores(model: AttributeRegressor, n: int = 2000, seed: int = 0, domain_y_every: int = 0) -> Dict[str, Dict[str, float]]:
+    """Per-factor accuracy on ``n`` held-out world images (domain X, or every k-th in domain Y)."""
+    from ganedit.methods.attributes import heldout_batches
+
+    was_training = model.training
+    model.eval()
+    preds: List[Dict[str, torch.Tensor]] = []
+    trues: List[Dict[str, torch.Tensor]] = []
+    shown: List[Dict[str, torch.Tensor]] = []
+    for images, targets, visible in heldout_batches(n, seed, model.image_size, domain_y_every):
+        preds.append(decode_outputs(model.specs, model(images)))
+        trues.append(targets)
+        shown.append(visible)
+    model.train(was_training)
+    cat = lambda parts, k: torch.cat([p[k] for p in parts])  # noqa: E731
+    return {spec.name: score_factor(spec, cat(preds, spec.name), cat(trues, spec.name), cat(shown, spec.name)) for spec in model.specs}
+
+
+def score_factor(spec: FactorSpec, pred: torch.Tensor, true: torch.Tensor, visible: torch.Tensor) -> Dict[str, float]:
+    """The accuracy figures of one factor over the visible images."""
+    p, t = pred[visible], true[visible]
+    out: Dict[str, float] = {"n": int(visible.sum())}
+    if spec.kind == "continuous":
+        p2, t2 = p.reshape(len(p), -1).double(), t.reshape(len(t), -1).double()
+        residual = ((p2 - t2) ** 2).sum(0)
+        total = ((t2 - t2.mean(0)) ** 2).sum(0).clamp(min=1e-12)
+        out["r2"] = float((1.0 - residual / total).mean())
+        out["mae"] = float((p2 - t2).abs().mean())
+        out["range"] = spec.hi - spec.lo
+    elif spec.kind == "circular":
+        err = _circular_error(p, t, spec.period)
+        out["mae"] = float(err.mean())
+        out["mae_fraction"] = float(err.mean() / spec.period)  # a random guess scores 0.25
+    else:
+        out["accuracy"] = float((p == t).double().mean())
+        counts = torch.bincount(t, minlength=max(2, len(spec.classes)))
+        out["chance"] = float(counts.max() / counts.sum().clamp(min=1))
+    return out
+
+
+def format_scores(scores: Dict[str, Dict[str, float]]) -> str:
+    """A plain-text table of :func:`regressor_scores`."""
+    lines = [f"{'factor':24s} {'kind':12s} {'n':>5s}  score"]
+    for name, s in scores.items():
+        spec = FACTOR_BY_NAME[name]
+        if spec.kind == "continuous":
+            text = f"R^2 {s['r2']:.3f}  MAE {s['mae']:.4f} (range {s['range']:.3g})"
+        elif spec.kind == "circular":
+            text = f"MAE {s['mae']:.3f} of period {spec.period:g} ({s['mae_fraction']:.3f}; random 0.25)"
+        else:
+            text = f"accuracy {s['accuracy']:.3f} (majority class {s['chance']:.3f})"
+        lines.append(f"{name:24s} {spec.kind:12s} {s['n']:5d}  {text}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- comparing two image sets
+
+
+def _w1_line(a: torch.Tensor, b: torch.Tensor, grid: int = 1000) -> float:
+    """Wasserstein-1 between two 1-D samples of any sizes: mean |quantile_a - quantile_b| over a fine grid."""
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    q = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
+    return float((torch.quantile(a.double(), q) - torch.quantile(b.double(), q)).abs().mean())
+
+
+def _w1_circle(a: torch.Tensor, b: torch.Tensor, bins: int = 256) -> float:
+    """Wasserstein-1 on the unit circle (samples in [0, 1)): with D the difference of the two CDFs on a fine
+    grid, W1 = mean |D - median(D)| (the best cut of the circle)."""
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    ha = torch.histc(a.double().remainder(1.0), bins, 0.0, 1.0) / len(a)
+    hb = torch.histc(b.double().remainder(1.0), bins, 0.0, 1.0) / len(b)
+    d = torch.cumsum(ha - hb, 0)
+    return float((d - d.median()).abs().mean())
+
+
+def factor_distances(pred_a: Dict[str, torch.Tensor], pred_b: Dict[str, torch.Tensor], specs: Sequence[FactorSpec] = FACTORS) -> Dict[str, float]:
+    """Per-factor distance between the factor distributions of two image sets (see the module docstring).
+    Factors hidden in an image (by its predicted factors, :func:`visibility`) are left out of that set."""
+    seen_a, seen_b = visibility(pred_a), visibility(pred_b)
+    out: Dict[str, float] = {}
+    for spec in specs:
+        a, b = pred_a[spec.name][seen_a[spec.name]], pred_b[spec.name][seen_b[spec.name]]
+        if spec.kind == "continuous":
+            scale = spec.hi - spec.lo
+            a2, b2 = a.reshape(len(a), -1) / scale, b.reshape(len(b), -1) / scale
+            out[spec.name] = sum(_w1_line(a2[:, j], b2[:, j]) for j in range(a2.shape[1])) / a2.shape[1]
+        elif spec.kind == "circular":
+            out[spec.name] = _w1_circle(a / spec.period, b / spec.period)
+        else:
+            k = max(2, len(spec.classes))
+            fa = torch.bincount(a, minlength=k).double() / max(1, len(a))
+            fb = torch.bincount(b, minlength=k).double() / max(1, len(b))
+            out[spec.name] = float(0.5 * (fa - fb).abs().sum())
+    return out
+
+
+def knn_precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> Dict[str, float]:
+    """k-NN manifold precision and recall between feature sets [N, D] and [M, D] (each needs more than k rows).
+    Each sample's ball reaches its k-th nearest neighbour within its own set."""
+    if len(real) <= k or len(fake) <= k:
+        raise ValueError(f"k-NN precision/recall with k={k} needs more than {k} samples per set, got {len(real)} and {len(fake)}")
+    real, fake = real.double(), fake.double()
+
+    def radii(x: torch.Tensor) -> torch.Tensor:
+        d = torch.cdist(x, x)
+        return d.kthvalue(k + 1, dim=1).values  # +1: the sample itself is its own nearest neighbour
+
+    def covered(points: torch.Tensor, centres: torch.Tensor, r: torch.Tensor) -> float:
+        inside = torch.cdist(points, centres) <= r[None, :]
+        return float(inside.any(1).double().mean())
+
+    r_real, r_fake = radii(real), radii(fake)
+    return {"precision": covered(fake, real, r_real), "recall": covered(real, fake, r_fake), "k": k}
