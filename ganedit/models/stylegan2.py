@@ -94,7 +94,9 @@ class Generator(nn.Module):
             out_ch = self.channels[2**i]
             self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True, blur_kernel=blur_kernel))
             self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim, blur_kernel=blur_kernel))
-            self.to_rgbs.append(ToRGB(out_ch, style_dim, blur_kernel=blur_kernel))
+            # the official Generator builds ToRGB(out_channel, style_dim): its skip upsampling always uses the
+            # default [1, 3, 3, 1] taps, whatever blur_kernel the convolutions use
+            self.to_rgbs.append(ToRGB(out_ch, style_dim))
             in_ch = out_ch
         # channels_last keeps every conv in the CPU kernels' native layout (no reorders between layers)
         self.channels_last = True
@@ -326,7 +328,10 @@ class StyleGAN2(nn.Module):
             self.g = Generator(**generator)
         if discriminator is not None:
             self.d = Discriminator(**discriminator)
-        self.register_buffer("latent_avg", torch.zeros(list(latent_avg_shape) if latent_avg_shape else [self.g_ema.style_dim]))
+        shape = list(latent_avg_shape) if latent_avg_shape else [self.g_ema.style_dim]
+        if shape[-1:] != [self.g_ema.style_dim]:  # truncation reads the last dimension as one w
+            raise ConfigError(f"latent_avg_shape {shape} does not fit style_dim {self.g_ema.style_dim}: expected [..., {self.g_ema.style_dim}]")
+        self.register_buffer("latent_avg", torch.zeros(shape))
         self.has_latent_avg = has_latent_avg
         self.extra_skeleton = extra
         if extra is not None:
