@@ -202,7 +202,8 @@ class Generator(nn.Module):
 
 @register_model("stylegan2.Discriminator")
 class Discriminator(nn.Module):
-    """Residual discriminator with minibatch stddev (group 4); logits [B, 1]."""
+    """Residual discriminator with minibatch stddev (group 4; ``stddev_layout`` "contiguous" groups consecutive
+    samples, which multi-process training needs, see ``minibatch_stddev``); logits [B, 1]."""
 
     def __init__(
         self,
@@ -214,9 +215,13 @@ class Discriminator(nn.Module):
         channel_max: int = 512,
         stddev_group: int = 4,
         in_channels: int = 3,
+        stddev_layout: str = "strided",
     ) -> None:
         super().__init__()
         self.size = size
+        if stddev_layout not in ("strided", "contiguous"):
+            raise ConfigError(f"stddev_layout must be strided (official) or contiguous, got {stddev_layout!r}")
+        self.stddev_layout = stddev_layout  # see nn.discriminator.minibatch_stddev
         log_size = _check_size(size)
         self.channels = channel_table(size, channel_multiplier, channel_base, channel_max, channels)
         blur_kernel = list(blur_kernel)
@@ -236,7 +241,7 @@ class Discriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         out = self.convs(image)
-        out = minibatch_stddev(out, self.stddev_group, self.stddev_feat)
+        out = minibatch_stddev(out, self.stddev_group, self.stddev_feat, self.stddev_layout)
         out = self.final_conv(out)
         return self.final_linear(out.reshape(out.shape[0], -1))
 
