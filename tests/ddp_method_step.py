@@ -1,5 +1,6 @@
 """Run by tests/test_ddp_methods.py, under torchrun (2 ranks) and as a plain process (1 rank): train each method
 named in the JSON cases for a few steps and save, per rank, its initial and final weights and its extra state.
+Usage: ``[torchrun --nproc_per_node=2] tests/ddp_method_step.py OUT '{"tinygan": {...options}}'``.
 
 Optimisers are swapped for plain SGD at the recipe's learning rates: an update is then proportional to the
 gradient, so the comparison measures the maths of a step (sharding, noise, statistics, averaging) and not Adam's
@@ -48,7 +49,9 @@ def main() -> None:
     root, cases = sys.argv[1], json.loads(sys.argv[2])
     rank = int(os.environ.get("RANK", "0"))
     for name, options in cases.items():
-        cls = sgd_variant(get_method(name))
+        options = dict(options)
+        # "keep_optimizer": train with the recipe's own optimiser (to measure drift over many steps)
+        cls = get_method(name) if options.pop("keep_optimizer", False) else sgd_variant(get_method(name))
         cfg = resolve(cls, {**options, "out": os.path.join(root, name)})
         trainer = Trainer(cls, cfg)
         initial = flat_state(trainer)

@@ -61,3 +61,71 @@ def test_two_ranks_equal_one_process(runs, method):
     for key, value in single["extra"].items():
         for r in (r0, r1):
             torch.testing.assert_close(r["extra"][key], value, rtol=1e-4, atol=1e-6, msg=lambda m: f"{method}: {key}: {m}")
+
+
+# -- the invariant forms, piece by piece (no process group needed) ----------------------------------------------
+def _split(fn, x, parts=2):
+    return torch.cat([fn(chunk) for chunk in x.chunk(parts)])
+
+
+def test_contiguous_minibatch_stddev_groups_survive_splitting_the_batch():
+    from ganedit.nn import minibatch_stddev
+
+    x = torch.randn(8, 4, 2, 2)
+    contiguous = lambda t: minibatch_stddev(t, 4, 1, "contiguous")
+    strided = lambda t: minibatch_stddev(t, 4, 1, "strided")
+    torch.testing.assert_close(_split(contiguous, x), contiguous(x))
+    assert not torch.allclose(_split(strided, x), strided(x))  # the official groups straddle the shares
+    # one group: both layouts are the same statistic
+    torch.testing.assert_close(contiguous(x[:4]), strided(x[:4]))
+
+
+def test_swapae_pairs_layout_is_the_same_on_any_number_of_processes():
+    from ganedit.methods.swapae import SwapAE
+
+    method = SwapAE({"batch_layout": "pairs"})
+    full = torch.arange(16)
+    d, g, rec = method.layout(16, torch.device("cpu"))
+    shares = [method.layout(8, torch.device("cpu")) for _ in range(2)]
+    assert torch.equal(torch.cat([full[r * 8:(r + 1) * 8][s[0]] for r, s in enumerate(shares)]), full[d])
+    assert torch.equal(torch.cat([full[r * 8:(r + 1) * 8][s[1]] for r, s in enumerate(shares)]), full[g])
+    assert torch.equal(full[d][rec], torch.tensor([0, 4, 8, 12])) and torch.equal(full[g][rec], torch.tensor([2, 6, 10, 14]))
+    halves = SwapAE({"batch_layout": "halves"})
+    hd = halves.layout(16, torch.device("cpu"))[0]
+    assert not torch.equal(torch.cat([full[r * 8:(r + 1) * 8][halves.layout(8, torch.device("cpu"))[0]] for r in range(2)]), full[hd])
+
+
+def test_crop_draws_through_rand_reproduce_the_generator_draws():
+    from ganedit.models.swapae.discriminators import draw_crop_params
+
+    ref = draw_crop_params(3, 8, 0.125, 0.25, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    via = draw_crop_params(3, 8, 0.125, 0.25, rand=lambda *shape: torch.rand(*shape, generator=g))
+    for k in ref:
+        assert torch.equal(ref[k], via[k]), k
+
+
+def test_global_batch_layers_are_plain_layers_in_one_process():
+    from torch import nn
+
+    from ganedit.nn.global_batch import GlobalBatchNorm2d, SharedNoiseDropout, dropout_noise, make_world_size_invariant
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5))
+    reference = nn.Sequential(*[m for m in net])  # same modules, before replacement
+    x = torch.randn(4, 3, 8, 8)
+    torch.manual_seed(1)
+    expected = reference(x)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    make_world_size_invariant(net)
+    assert isinstance(net[1], GlobalBatchNorm2d) and isinstance(net[2], SharedNoiseDropout)
+    assert list(net.state_dict()) == list(state)
+    # drawn from the global RNG without a rand source, exactly like nn.Dropout
+    net[1].load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("1.")})
+    torch.manual_seed(1)
+    torch.testing.assert_close(net(x), expected)
+    # with a rand source the keep-mask is u >= p of its draws, scaled by 1 / (1 - p)
+    u = torch.rand(4, 4, 6, 6)
+    with dropout_noise(net, lambda *shape: u):
+        y = net[2](torch.ones(4, 4, 6, 6))
+    assert torch.equal(y, (u >= 0.5).float() * 2) and net[2].rand is None

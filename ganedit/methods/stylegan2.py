@@ -6,6 +6,12 @@ Losses as in the paper and rosinality's train.py: non-saturating logistic loss, 
 copy of G, and Adam (lr 0.002, betas (0, 0.99)) with the lazy-regularisation correction ``c = n / (n + 1)``
 of lr and betas. ``r1_gamma`` < 0 selects StyleGAN2-ADA's resolution-scaled heuristic 0.0002 * size^2 / batch.
 
+N processes compute the step of one process: latents, mixing, layer noise and path-length noise are drawn for the
+global batch (``ctx``), the path-length running mean is updated from the global batch's lengths, and the
+discriminator's minibatch-stddev groups are 4 consecutive samples (``mbstd_layout = "contiguous"``; the official
+"strided" groups samples b, b + B/4, ... of the whole per-process batch). This needs a per-process batch that is a
+multiple of 4 and of ``pl_batch_shrink`` (a warning says when it is not).
+
 Example (CPU, the built-in synthetic world at 32 px)::
 
     ganedit train stylegan2 --data synthetic:5000 --set size=32 --set steps=20000 --out runs/sg2-32

@@ -1,9 +1,13 @@
 """swapae: the Swapping Autoencoder's official training (README §4 of conformance/swapae), on the engine.
 
-Per step the local batch is split in two halves, because the official loop alternates a D step and a G step and
-*each draws a new minibatch*: the first half feeds the D step (and the lazy R1 step), the second the G step. So
-``batch`` here is twice the official per-step batch, and every half must be even (the swap pairs consecutive
-images: [a, b, c, d] -> [b, a, d, c]).
+Per step the batch is split in two, because the official loop alternates a D step and a G step and *each draws a
+new minibatch*: one half feeds the D step (and the lazy R1 step), the other the G step. So ``batch`` here is twice
+the official per-step batch. The swap pairs consecutive images ([a, b, c, d] -> [b, a, d, c]) and each step
+reconstructs half of its images. With ``batch_layout = "pairs"`` (default) consecutive pairs alternate between the
+D and G steps and the first image of each pair is reconstructed, so any number of processes (each with a multiple
+of 4 images) uses the images one process would; layer noise and patch crops are drawn for the global batch
+(``ctx``). ``"halves"`` is the official order (first half D, second half G, the first half of each reconstructed),
+whose sets change with the per-process batch.
 
 * D step (D + Dpatch): non-saturating loss on real (x1), rec (x0.5) and mix (x0.5); patch co-occurrence loss on
   (mean feature of 8 reference crops of real, crops of real / of mix), three independent crop draws.
