@@ -27,11 +27,25 @@ def _process_group_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum over processes; autograd sends the summed gradient back to every process."""
-    from torch.distributed.nn.functional import all_reduce
+class _AllReduceSum(torch.autograd.Function):
+    """y = sum of x over processes. Every process's loss depends on y, so the gradient of x is the sum of every
+    process's gradient of y: the backward pass is the same all-reduce."""
 
-    return all_reduce(t)
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        g = grad.clone()
+        dist.all_reduce(g)
+        return g
+
+
+def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(t)
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
