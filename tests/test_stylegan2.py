@@ -220,3 +220,70 @@ def test_training_recipe_runs_and_exports(tmp_path):
     assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
     logs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("loss/R1" in row for row in logs) and any("loss/path_length" in row for row in logs)
+
+
+def _rosinality_file(blur=None, latent_avg_shape=(8,)):
+    """A converted-layout rosinality file (g_ema, d, latent_avg) of a tiny model; with ``blur`` the convolutions'
+    and discriminator's FIR buffers are those of an official model built with ``blur_kernel=blur``, while the
+    ToRGB skip buffers keep [1, 3, 3, 1], as the official Generator builds them whatever blur_kernel is."""
+    from ganedit.ops import make_kernel
+
+    torch.manual_seed(0)
+    table = {4: 8, 8: 8, 16: 4}
+    g, d = Generator(16, 8, 2, channels=table).state_dict(), Discriminator(16, channels=table).state_dict()
+    if blur is not None:
+        for k in g:
+            if k.endswith(".conv.blur.kernel"):
+                g[k] = make_kernel(blur) * 4
+        for k in d:
+            if k.endswith(".kernel"):
+                d[k] = make_kernel(blur)
+    return {"g_ema": g, "d": d, "latent_avg": torch.randn(latent_avg_shape)}
+
+
+def test_non_default_blur_kernel_loads_like_the_official_network(tmp_path):
+    from ganedit.ops import make_kernel
+
+    original = _rosinality_file(blur=[1, 2, 1])
+    torch.save(original, tmp_path / "blur121.pt")
+    model = ganedit.load(tmp_path / "blur121.pt")
+    assert model.g_ema.config["blur_kernel"] == [0.25, 0.5, 0.25] and model.d.config["blur_kernel"] == [0.25, 0.5, 0.25]
+    assert torch.equal(model.g_ema.convs[0].conv.blur.kernel, make_kernel([1, 2, 1]) * 4)
+    assert torch.equal(model.g_ema.to_rgbs[0].upsample.kernel, make_kernel([1, 3, 3, 1]) * 4)
+    _equal_nested(original, to_rosinality(model))
+    with torch.no_grad():
+        images = model.sample(2)
+        assert images.shape == (2, 3, 16, 16) and torch.isfinite(model.d(images)).all()
+    # native round trip rebuilds the same network with no flags
+    ganedit.save(model, tmp_path / "native")
+    again = ganedit.load(tmp_path / "native")
+    assert torch.equal(again.sample(2), images)
+    # the default file is still recognised as the default kernel
+    assert infer_generator_config(_rosinality_file()["g_ema"])["blur_kernel"] == [1.0, 3.0, 3.0, 1.0]
+
+
+def test_torgb_skip_upsampling_ignores_blur_kernel():
+    from ganedit.ops import make_kernel
+
+    G = Generator(16, 8, 2, channels={4: 8, 8: 8, 16: 4}, blur_kernel=[1, 2, 1])
+    for to_rgb in G.to_rgbs:
+        assert torch.equal(to_rgb.upsample.kernel, make_kernel([1, 3, 3, 1]) * 4)
+    assert G.convs[0].conv.blur.kernel.shape == (3, 3)
+
+
+@pytest.mark.parametrize("shape", [(7,), (1, 9), (8, 7)])
+def test_latent_avg_of_the_wrong_width_is_refused_at_load(tmp_path, shape):
+    from ganedit.errors import CheckpointError
+
+    torch.save(_rosinality_file(latent_avg_shape=shape), tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: latent_avg has shape .* style_dim is 8"):
+        ganedit.load(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("shape", [(8,), (1, 8), (6, 8)])
+def test_latent_avg_shapes_that_fit_style_dim_load(tmp_path, shape):
+    original = _rosinality_file(latent_avg_shape=shape)
+    torch.save(original, tmp_path / "ok.pt")
+    model = ganedit.load(tmp_path / "ok.pt")
+    assert torch.equal(model.w_avg, original["latent_avg"].reshape(-1)[:8])
+    assert model.sample(1, truncation=0.5).shape == (1, 3, 16, 16)

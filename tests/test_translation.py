@@ -171,3 +171,17 @@ def test_onnx_export_matches_onnxruntime(tmp_path, kind):
     (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(y, net.eval()(x).numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("extra", ["model.model.0.scale", "optimizer_step"])
+def test_junyanz_file_with_an_extra_key_names_it(tmp_path, extra):
+    from ganedit.errors import CheckpointError
+
+    state = _unet().state_dict()
+    state[extra] = torch.zeros(1)
+    torch.save(state, tmp_path / "latest_net_G.pth")
+    with pytest.raises(CheckpointError, match=rf"latest_net_G\.pth: unexpected key '{extra}' in a junyanz unet network file"):
+        ganedit.load(tmp_path / "latest_net_G.pth")
+    del state[extra]
+    torch.save(state, tmp_path / "latest_net_G.pth")
+    assert isinstance(ganedit.load(tmp_path / "latest_net_G.pth"), UnetGenerator)

@@ -30,12 +30,16 @@ def detect(obj: Any) -> bool:
     return isinstance(obj, Mapping) and _is_generator_state(obj.get("g_ema"))
 
 
-def _blur_taps(kernel: Optional[torch.Tensor]) -> list:
-    """1-D taps whose make_kernel (x4 for upsampling) gives ``kernel``; rosinality stores only the 2-D buffer."""
-    if kernel is None or kernel.is_meta or torch.allclose(kernel, make_kernel(DEFAULT_BLUR) * 4):
+def _blur_taps(kernel: Optional[torch.Tensor], gain: float = 4.0) -> list:
+    """1-D taps whose make_kernel (x ``gain``: 4 for upsampling, 1 for the discriminator's blur) gives ``kernel``;
+    rosinality stores only the 2-D buffer. Any length: a [1, 2, 1] file has 3x3 buffers."""
+    if kernel is None or kernel.is_meta:
         return list(DEFAULT_BLUR)
-    row = kernel[0].double()
-    return [float(v) for v in (row / row.sum())]
+    if kernel.shape == (len(DEFAULT_BLUR),) * 2 and torch.allclose(kernel, make_kernel(DEFAULT_BLUR) * gain):
+        return list(DEFAULT_BLUR)
+    # make_kernel(k) = outer(k, k) / sum(k)^2, so its column sums are proportional to k (even where k[0] is 0)
+    taps = kernel.double().sum(dim=0)
+    return [float(v) for v in (taps / taps.sum())]
 
 
 def _compact_channels(table: Dict[int, int], size: int) -> Dict[str, Any]:
@@ -79,11 +83,21 @@ def infer_discriminator_config(sd: Mapping[str, torch.Tensor], where: Any = None
         raise CheckpointError(where, f"discriminator state dict is incomplete ({exc})") from None
     config: Dict[str, Any] = {"size": size}
     config.update(_compact_channels(table, size))
-    kernel = sd.get("convs.1.conv2.0.kernel")
-    config["blur_kernel"] = DEFAULT_BLUR if kernel is None or kernel.is_meta or torch.allclose(kernel, make_kernel(DEFAULT_BLUR)) else _blur_taps(kernel * 4)
+    config["blur_kernel"] = _blur_taps(sd.get("convs.1.conv2.0.kernel"), gain=1.0)
     if in_channels != 3:
         config["in_channels"] = in_channels
     return config
+
+
+def _check_latent_avg(latent_avg: torch.Tensor, style_dim: int, where: Any) -> None:
+    """The average w must be style_dim wide ([style_dim], [1, style_dim] or one row per w+ layer): a wrong one
+    would only fail later, inside truncation."""
+    shape = list(latent_avg.shape)
+    if not shape or shape[-1] != style_dim or latent_avg.numel() == 0:
+        raise CheckpointError(where, f"latent_avg has shape {shape}, but the generator's style_dim is {style_dim} "
+                                     f"(from g_ema style.1.weight): expected [{style_dim}] or [..., {style_dim}]")
+    if not latent_avg.is_floating_point():
+        raise CheckpointError(where, f"latent_avg has dtype {latent_avg.dtype}, expected a floating-point tensor")
 
 
 def _prefixed(prefix: str, sd: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -99,6 +113,8 @@ def convert(obj: Mapping[str, Any], path: "os.PathLike[str] | str | None" = None
     d_config = infer_discriminator_config(obj["d"], path) if isinstance(obj.get("d"), Mapping) else None
     with_g = _is_generator_state(obj.get("g"))
     has_latent_avg = isinstance(obj.get("latent_avg"), torch.Tensor)
+    if has_latent_avg:
+        _check_latent_avg(obj["latent_avg"], g_config["style_dim"], path)
     extras = {k: v for k, v in obj.items() if k not in NETWORK_KEYS}
     tensors: Dict[str, torch.Tensor] = {}
     skeleton = _flatten_extra(extras, tensors) if extras else None

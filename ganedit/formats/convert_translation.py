@@ -50,19 +50,33 @@ def _tensor_dict(obj: Any) -> Optional["OrderedDict[str, torch.Tensor]"]:
     return OrderedDict(obj.items())
 
 
-def _kind(state: Dict[str, torch.Tensor]) -> Optional[str]:
-    keys = list(state)
-    if "model.model.0.weight" in state and all(_UNET_KEY.match(k) for k in keys):
-        return "unet"
-    if any(".conv_block." in k for k in keys) and all(_RESNET_KEY.match(k) for k in keys):
-        return "resnet"
+# A file is recognised by its anchor key and the pattern of (nearly) all its keys; up to this many keys outside
+# the pattern are tolerated at detection so that convert() can name them instead of "no converter recognises".
+_MAX_STRAY_KEYS = 3
+
+
+def _classify(state: Dict[str, torch.Tensor]) -> Tuple[Optional[str], list]:
+    """(kind, keys outside that kind's pattern); kind None when no layout fits."""
+    candidates = []
+    if "model.model.0.weight" in state:
+        candidates.append(("unet", _UNET_KEY))
+    if any(".conv_block." in k for k in state):
+        candidates.append(("resnet", _RESNET_KEY))
     first = state.get("model.0.weight")
-    if first is not None and first.dim() == 4 and tuple(first.shape[-2:]) == (4, 4) and all(_PATCHGAN_KEY.match(k) for k in keys):
-        return "patchgan"
+    if first is not None and first.dim() == 4 and tuple(first.shape[-2:]) == (4, 4):
+        candidates.append(("patchgan", _PATCHGAN_KEY))
     first = state.get("net.0.weight")
-    if first is not None and first.dim() == 4 and tuple(first.shape[-2:]) == (1, 1) and all(_PIXEL_KEY.match(k) for k in keys):
-        return "pixel"
-    return None
+    if first is not None and first.dim() == 4 and tuple(first.shape[-2:]) == (1, 1):
+        candidates.append(("pixel", _PIXEL_KEY))
+    for kind, pattern in candidates:
+        stray = [k for k in state if not pattern.match(k)]
+        if len(stray) <= _MAX_STRAY_KEYS and len(stray) < len(state) // 2:
+            return kind, stray
+    return None, []
+
+
+def _kind(state: Dict[str, torch.Tensor]) -> Optional[str]:
+    return _classify(state)[0]
 
 
 def detect(obj: Any) -> bool:
@@ -152,8 +166,13 @@ def convert(obj: Any, path: "Path | str | None" = None) -> nn.Module:
     import ganedit.models.pix2pix  # noqa: F401
 
     state = _tensor_dict(obj)
-    if state is None or _kind(state) is None:
+    kind, stray = _classify(state) if state is not None else (None, [])
+    if kind is None:
         raise CheckpointError(path, "not a pix2pix / CycleGAN network file (expected the official state-dict keys)")
+    if stray:
+        names = ", ".join(repr(k) for k in stray)
+        raise CheckpointError(path, f"unexpected key{'s' if len(stray) > 1 else ''} {names} in a junyanz {kind} network file "
+                                    "(not a key of the official network)")
     try:
         model_type, config, assumed = infer_architecture(state)
         model = registered_models()[model_type](**config)

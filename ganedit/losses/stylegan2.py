@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -24,14 +24,26 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     return grad.float().pow(2).reshape(grad.shape[0], -1).sum(1).mean()
 
 
-def path_length_penalty(images: torch.Tensor, wplus: torch.Tensor, mean_length: torch.Tensor, decay: float = 0.01) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def path_length_penalty(
+    images: torch.Tensor,
+    wplus: torch.Tensor,
+    mean_length: torch.Tensor,
+    decay: float = 0.01,
+    noise: Optional[torch.Tensor] = None,
+    gather: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(E(|J_w^T y| - a)^2, new running mean a, mean path length) with y ~ N(0, I) / sqrt(H*W).
 
     ``wplus`` [B, n_latent, dim] must be the tensor the images were synthesised from (requires grad); the
-    running mean follows a <- a + decay * (mean length - a), as in the official code."""
-    noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+    running mean follows a <- a + decay * (mean length - a), as in the official code. ``noise`` (y before the
+    scaling, shaped like ``images``) defaults to a fresh draw; ``gather`` maps this process's per-sample lengths to
+    the whole batch's (e.g. ``ctx.gather``), so every process updates a from the same global mean."""
+    if noise is None:
+        noise = torch.randn_like(images)
+    noise = noise / math.sqrt(images.shape[2] * images.shape[3])
     (grad,) = torch.autograd.grad((images * noise).sum(), wplus, create_graph=True)
     lengths = torch.sqrt(grad.float().pow(2).sum(2).mean(1))
-    new_mean = mean_length + decay * (lengths.detach().mean() - mean_length)
+    everyone = gather(lengths.detach()) if gather is not None else lengths.detach()
+    new_mean = mean_length + decay * (everyone.mean() - mean_length)
     penalty = (lengths - new_mean).pow(2).mean()
-    return penalty, new_mean.detach(), lengths.detach().mean()
+    return penalty, new_mean.detach(), everyone.mean()

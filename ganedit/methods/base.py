@@ -50,10 +50,15 @@ Rules that keep runs exact (resume is bit-identical on CPU, N processes equal 1 
 * **Batch.** ``cfg["batch"]`` is the *global* batch; ``train_step`` receives this rank's share of it
   (``ctx.batch`` samples). Losses must be means over the local batch: the engine averages gradients over
   ranks, which then equals the gradient of the mean over the global batch.
-* **Randomness.** Noise that enters the loss (latents, mixing masks ...) should come from ``ctx.randn`` /
-  ``ctx.rand``: they draw the tensor for the whole global batch from a generator seeded by (seed, step) and
-  return this rank's slice, so results do not depend on the number of processes. Other randomness
-  (dropout, random crops) may use torch's global RNG: it is seeded per rank and saved in checkpoints.
+* **Randomness.** Noise that enters the loss (latents, layer noise, mixing masks, dropout masks, random
+  crops ...) must come from ``ctx.randn`` / ``ctx.rand``: they draw the tensor for the whole global batch from
+  a generator seeded by (seed, step) and return this rank's slice, so results do not depend on the number of
+  processes (draw per sample, with the local batch first in the shape). torch's global RNG is seeded per rank:
+  anything drawn from it makes N processes differ from 1.
+* **Whole-batch statistics.** Anything computed across the samples of a batch (BatchNorm statistics, minibatch
+  standard deviation groups, running means, image pools, which samples pair with which) must either see the
+  global batch (``ctx.gather``; ``ganedit.nn.global_batch.GlobalBatchNorm2d``) or be built from groups that
+  never straddle two ranks (contiguous groups whose size divides the per-rank batch).
 * **Phases.** Call ``ctx.optimize(opt_name, loss)`` (or ``ctx.zero_grad`` / ``ctx.backward`` / ``ctx.apply``
   to accumulate several backward passes) once per phase; never call ``optimizer.step()`` yourself. Every
   rank must run the same phases and produce gradients for the same parameters (no data-dependent control
@@ -129,6 +134,11 @@ class StepContext:
     def rand(self, *shape: int, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """Uniform [0, 1) noise, sliced like :meth:`randn`."""
         raise NotImplementedError
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``tensor`` (same shape on each) concatenated along dim 0 in rank order: the global-batch
+        tensor a single process would hold. No gradient flows back. One process: ``tensor`` itself (detached)."""
+        return tensor.detach()
 
     def every(self, n: int) -> bool:
         """True on every n-th step (steps 0, n, 2n, ...); False for n <= 0 (regulariser disabled)."""

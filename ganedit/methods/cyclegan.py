@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -27,34 +27,47 @@ from torch import nn
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
 from ganedit.methods.pix2pix import decay_start, gan_loss, plain_copy, synthetic_count, synthetic_pairs, transform_for
+from ganedit.nn.global_batch import dropout_noise, make_world_size_invariant
 
 
 class ImagePool:
     """The official image buffer: until it holds ``size`` images every generated image is stored and returned;
     afterwards each image is, with probability 1/2, swapped for a random stored one (which is returned and
-    replaced by the new image), else returned as is. Random draws use torch's global RNG (seeded per process
-    and saved in checkpoints by the engine)."""
+    replaced by the new image), else returned as is. ``draws`` (N, 2) uniform numbers decide, per image, whether
+    to swap (column 0 > 0.5) and which stored image (column 1); without them torch's global RNG is used.
+
+    In training the pool is global: every process queries it with the whole batch (``ctx.gather``) and the same
+    draws, so each holds the same pool a single process would and keeps its own share of the answer."""
 
     def __init__(self, size: int = 50) -> None:
         self.size = int(size)
         self.images: list = []
 
-    def query(self, images: torch.Tensor) -> torch.Tensor:
+    def query(self, images: torch.Tensor, draws: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.size <= 0:
             return images
         out = []
-        for image in images.detach():  # the pool works image by image; batches are small (official: 1)
+        for i, image in enumerate(images.detach()):  # the pool works image by image; batches are small (official: 1)
             image = image.unsqueeze(0)
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)
-            elif float(torch.rand(())) > 0.5:
-                k = int(torch.randint(0, self.size, ()))
+                continue
+            swap, pick = (float(draws[i, 0]), float(draws[i, 1])) if draws is not None else (float(torch.rand(())), None)
+            if swap > 0.5:
+                k = min(int(pick * self.size), self.size - 1) if pick is not None else int(torch.randint(0, self.size, ()))
                 out.append(self.images[k].clone())
                 self.images[k] = image.clone()
             else:
                 out.append(image)
         return torch.cat(out, 0)
+
+    def query_global(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """This process's share of the pool's answer for the global batch (the same on any number of processes)."""
+        n = images.shape[0]
+        everyone = ctx.gather(images.detach())
+        draws = ctx.gather(ctx.rand(n, 2))
+        return self.query(everyone, draws)[ctx.rank * n:(ctx.rank + 1) * n]
 
     def state(self) -> Dict[str, Any]:
         return {"size": self.size, "images": torch.cat(self.images).cpu() if self.images else None}
@@ -135,11 +148,12 @@ class CycleGAN(Method):
 
         c = self.cfg
         g_args = dict(ngf=c["ngf"], norm=c["norm"], use_dropout=c["use_dropout"], init_gain=c["init_gain"])
-        G_A = define_G(c["netG"], c["input_nc"], c["output_nc"], **g_args).to(device).train()
-        G_B = define_G(c["netG"], c["output_nc"], c["input_nc"], **g_args).to(device).train()
+        # global-batch BatchNorm (norm=batch) and dropout masks (use_dropout): see ganedit.nn.global_batch
+        G_A = make_world_size_invariant(define_G(c["netG"], c["input_nc"], c["output_nc"], **g_args).to(device)).train()
+        G_B = make_world_size_invariant(define_G(c["netG"], c["output_nc"], c["input_nc"], **g_args).to(device)).train()
         d_args = dict(ndf=c["ndf"], n_layers_D=c["n_layers_D"], norm=c["norm"], init_gain=c["init_gain"])
-        D_A = define_D(c["netD"], c["output_nc"], **d_args).to(device).train()
-        D_B = define_D(c["netD"], c["input_nc"], **d_args).to(device).train()
+        D_A = make_world_size_invariant(define_D(c["netD"], c["output_nc"], **d_args).to(device)).train()
+        D_B = make_world_size_invariant(define_D(c["netD"], c["input_nc"], **d_args).to(device)).train()
         betas = (float(c["beta1"]), 0.999)
         opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=c["lr"], betas=betas)
         opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=c["lr"], betas=betas)
@@ -153,7 +167,7 @@ class CycleGAN(Method):
         logs: Dict[str, Any] = {}
         # G phase (first, as in the official optimize_parameters): discriminators frozen.
         set_requires_grad([D_A, D_B], False)
-        with ctx.autocast():
+        with ctx.autocast(), dropout_noise(G_A, ctx.rand), dropout_noise(G_B, ctx.rand):
             fake_B = G_A(real_A)
             rec_A = G_B(fake_B)
             fake_A = G_B(real_B)
@@ -171,8 +185,8 @@ class CycleGAN(Method):
         ctx.optimize("G", loss_G)
         # D phase: each D sees real images of its domain against generated ones drawn through the pool.
         set_requires_grad([D_A, D_B], True)
-        pooled_B = self.pool_B.query(fake_B)
-        pooled_A = self.pool_A.query(fake_A)
+        pooled_B = self.pool_B.query_global(fake_B, ctx)
+        pooled_A = self.pool_A.query_global(fake_A, ctx)
         with ctx.autocast():
             loss_D_A = 0.5 * (gan_loss(D_A(real_B), True, mode) + gan_loss(D_A(pooled_B), False, mode))
             loss_D_B = 0.5 * (gan_loss(D_B(real_A), True, mode) + gan_loss(D_B(pooled_A), False, mode))

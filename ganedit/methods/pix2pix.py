@@ -11,9 +11,9 @@ Data (``--data``): an aligned folder (each image A|B side by side, ``<root>/trai
 folder with ``A/`` and ``B/`` sub-folders of same-named images, or ``synthetic:N``: N pairs of the built-in
 synthetic world, A rendered in domain X and B the same factors mapped to domain Y (the ground-truth task).
 
-Batch statistics: with several processes on CUDA, BatchNorm becomes SyncBatchNorm so that N processes see the
-statistics of the global batch (the official ``--norm syncbatch``); on CPU each process normalises with its own
-share (said in the log). ``--set norm=instance`` avoids the question.
+Several processes train exactly like one (``ganedit.nn.global_batch``): BatchNorm uses the statistics of the
+global batch (the official ``--norm syncbatch``, on CPU/gloo as well as CUDA), and dropout masks are drawn for
+the global batch from the step's noise stream (``ctx.rand``), not from each process's RNG.
 
 Sizes follow the data by default (``load_size``/``crop_size`` 0, ``netG`` auto; ``ganedit/methods/pair_sizes.py``):
 256 px pairs get the official 286 / 256 / unet_256, 64 px pairs 72 / 64 / unet_64.
@@ -22,7 +22,6 @@ Example: ``ganedit train pix2pix --data synthetic:2000 --steps 4000``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -32,6 +31,7 @@ from torch import nn
 
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
+from ganedit.nn.global_batch import GlobalBatchNorm2d, SharedNoiseDropout, dropout_noise, make_world_size_invariant
 
 GAN_MODES = ("vanilla", "lsgan", "wgangp")
 
@@ -114,26 +114,9 @@ def open_paired_data(cfg: Dict[str, Any]) -> torch.utils.data.Dataset:
     return AlignedDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=seed)
 
 
-def sync_batch_norm(net: nn.Module, device: torch.device, who: str) -> nn.Module:
-    """Several processes on CUDA: BatchNorm -> SyncBatchNorm (global-batch statistics, the official --norm
-    syncbatch). On CPU SyncBatchNorm is not available; each process then uses its own share (logged)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return net
-    if not any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
-        return net
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
-    if dist.get_rank() == 0:
-        print(f"{who}: BatchNorm statistics are per process on CPU (no SyncBatchNorm); use --set norm=instance "
-              "for results that do not depend on the number of processes", file=sys.stderr)
-    return net
-
-
 def plain_copy(net: nn.Module) -> nn.Module:
-    """The registered network with the weights of ``net`` (undoes SyncBatchNorm for export)."""
-    if not any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
+    """The registered network with the weights of ``net`` (plain BatchNorm and Dropout again, for export)."""
+    if not any(isinstance(m, (nn.SyncBatchNorm, GlobalBatchNorm2d, SharedNoiseDropout)) for m in net.modules()):
         return net
     from ganedit.formats.native import registered_models
 
@@ -193,8 +176,8 @@ class Pix2Pix(Method):
         c = self.cfg
         G = define_G(c["netG"], c["input_nc"], c["output_nc"], c["ngf"], c["norm"], c["use_dropout"], init_gain=c["init_gain"])
         D = define_D(c["netD"], c["input_nc"] + c["output_nc"], c["ndf"], c["n_layers_D"], c["norm"], init_gain=c["init_gain"])
-        G = sync_batch_norm(G.to(device), device, "pix2pix G").train()
-        D = sync_batch_norm(D.to(device), device, "pix2pix D").train()
+        G = make_world_size_invariant(G.to(device)).train()
+        D = make_world_size_invariant(D.to(device)).train()
         betas = (float(c["beta1"]), 0.999)
         return {"G": G, "D": D}, {"G": torch.optim.Adam(G.parameters(), lr=c["lr"], betas=betas),
                                   "D": torch.optim.Adam(D.parameters(), lr=c["lr"], betas=betas)}
@@ -203,7 +186,7 @@ class Pix2Pix(Method):
         G, D = self.nets["G"], self.nets["D"]
         real_A, real_B = batch["A"], batch["B"]
         mode = self.cfg["gan_mode"]
-        with ctx.autocast():
+        with ctx.autocast(), dropout_noise(G, ctx.rand):
             fake_B = G(real_A)
         # D phase: real pairs against generated ones (the generator's output detached).
         set_requires_grad(D, True)

@@ -6,12 +6,19 @@ Losses as in the paper and rosinality's train.py: non-saturating logistic loss, 
 copy of G, and Adam (lr 0.002, betas (0, 0.99)) with the lazy-regularisation correction ``c = n / (n + 1)``
 of lr and betas. ``r1_gamma`` < 0 selects StyleGAN2-ADA's resolution-scaled heuristic 0.0002 * size^2 / batch.
 
+N processes compute the step of one process: latents, mixing, layer noise and path-length noise are drawn for the
+global batch (``ctx``), the path-length running mean is updated from the global batch's lengths, and the
+discriminator's minibatch-stddev groups are 4 consecutive samples (``mbstd_layout = "contiguous"``; the official
+"strided" groups samples b, b + B/4, ... of the whole per-process batch). This needs a per-process batch that is a
+multiple of 4 and of ``pl_batch_shrink`` (a warning says when it is not).
+
 Example (CPU, the built-in synthetic world at 32 px)::
 
     ganedit train stylegan2 --data synthetic:5000 --set size=32 --set steps=20000 --out runs/sg2-32
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Tuple
 
 import torch
@@ -45,6 +52,7 @@ class StyleGAN2Method(Method):
         "pl_decay": 0.01,
         "mixing": 0.9,
         "ema_kimg": 5.0,
+        "mbstd_layout": "contiguous",  # minibatch-stddev groups of consecutive samples; "strided" = official
     }
     ema_networks = ("G",)
 
@@ -65,15 +73,37 @@ class StyleGAN2Method(Method):
         c = self.cfg
         table = dict(channel_base=c["channel_base"], channel_max=c["channel_max"])
         G = Generator(c["size"], c["style_dim"], c["n_mlp"], lr_mlp=c["lr_mlp"], **table).to(device)
-        D = Discriminator(c["size"], **table).to(device)
+        D = Discriminator(c["size"], stddev_layout=c["mbstd_layout"], **table).to(device)
         if c["pl_batch_shrink"] < 1:
             raise ConfigError("stylegan2: pl_batch_shrink must be >= 1")
+        self._check_invariance(D.stddev_group)
         b1, b2 = c["betas"]
         opts = {}
         for name, net, every in (("G", G, c["pl_every"]), ("D", D, c["r1_every"])):
             k = every / (every + 1) if every > 0 else 1.0
             opts[name] = torch.optim.Adam(net.parameters(), lr=c["lr"] * k, betas=(b1**k, b2**k))
         return {"G": G, "D": D}, opts
+
+    def _check_invariance(self, group: int) -> None:
+        """Say when the per-process batch makes N processes differ from one (module docstring)."""
+        import torch.distributed as dist
+
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        batch, local, c = int(self.cfg["batch"]), int(self.cfg["batch"]) // world, self.cfg
+        problems = []
+        if c["mbstd_layout"] != "contiguous" and world > 1:
+            problems.append("mbstd_layout strided groups samples across the whole per-process batch")
+        elif local % min(local, group) or min(local, group) != min(batch, group):
+            problems.append(f"the per-process batch {local} is not a multiple of the minibatch-stddev group {group}")
+        if c["pl_weight"] > 0 and local % int(c["pl_batch_shrink"]):
+            problems.append(f"the per-process batch {local} is not a multiple of pl_batch_shrink {c['pl_batch_shrink']}")
+        if problems and world > 1:
+            warnings.warn(f"stylegan2: {world} processes will not train exactly like one: {'; '.join(problems)}", stacklevel=2)
+
+    def _noise(self, G: Generator, n: int, ctx: StepContext) -> list:
+        """Per-layer noise maps for n samples, drawn for the global batch (as ``noise="random"``, but the same
+        whatever the number of processes)."""
+        return [ctx.randn(n, 1, *getattr(G.noises, f"noise_{k}").shape[-2:]) for k in range(G.num_layers)]
 
     # -- latents -------------------------------------------------------------------------------------------
     def _wplus(self, G: Generator, n: int, ctx: StepContext) -> torch.Tensor:
@@ -95,7 +125,7 @@ class StyleGAN2Method(Method):
         set_requires_grad(G, False)
         set_requires_grad(D, True)
         with ctx.autocast():
-            fake = G.synthesis(self._wplus(G, n, ctx), noise="random")
+            fake = G.synthesis(self._wplus(G, n, ctx), noise=self._noise(G, n, ctx))
             loss_d = d_logistic_loss(D(real), D(fake))
         ctx.optimize("D", loss_d)
         logs["loss/D"] = loss_d.detach()
@@ -112,7 +142,7 @@ class StyleGAN2Method(Method):
         set_requires_grad(G, True)
         set_requires_grad(D, False)
         with ctx.autocast():
-            loss_g = g_nonsaturating_loss(D(G.synthesis(self._wplus(G, n, ctx), noise="random")))
+            loss_g = g_nonsaturating_loss(D(G.synthesis(self._wplus(G, n, ctx), noise=self._noise(G, n, ctx))))
         ctx.optimize("G", loss_g)
         logs["loss/G"] = loss_g.detach()
 
@@ -120,8 +150,11 @@ class StyleGAN2Method(Method):
             m = max(1, n // self.cfg["pl_batch_shrink"])
             wplus = self._wplus(G, m, ctx)
             with ctx.autocast():
-                images = G.synthesis(wplus, noise="random")
-            penalty, self.mean_path_length, mean = path_length_penalty(images, wplus, self.mean_path_length.to(images.device), self.cfg["pl_decay"])
+                images = G.synthesis(wplus, noise=self._noise(G, m, ctx))
+            penalty, self.mean_path_length, mean = path_length_penalty(
+                images, wplus, self.mean_path_length.to(images.device), self.cfg["pl_decay"],
+                noise=ctx.randn(*images.shape), gather=ctx.gather,
+            )
             ctx.optimize("G", self.cfg["pl_weight"] * self.cfg["pl_every"] * penalty + 0 * images[:, 0, 0, 0].sum())
             logs["loss/path_length"] = penalty.detach()
             logs["path_length/mean"] = mean

@@ -1,9 +1,13 @@
 """swapae: the Swapping Autoencoder's official training (README §4 of conformance/swapae), on the engine.
 
-Per step the local batch is split in two halves, because the official loop alternates a D step and a G step and
-*each draws a new minibatch*: the first half feeds the D step (and the lazy R1 step), the second the G step. So
-``batch`` here is twice the official per-step batch, and every half must be even (the swap pairs consecutive
-images: [a, b, c, d] -> [b, a, d, c]).
+Per step the batch is split in two, because the official loop alternates a D step and a G step and *each draws a
+new minibatch*: one half feeds the D step (and the lazy R1 step), the other the G step. So ``batch`` here is twice
+the official per-step batch. The swap pairs consecutive images ([a, b, c, d] -> [b, a, d, c]) and each step
+reconstructs half of its images. With ``batch_layout = "pairs"`` (default) consecutive pairs alternate between the
+D and G steps and the first image of each pair is reconstructed, so any number of processes (each with a multiple
+of 4 images) uses the images one process would; layer noise and patch crops are drawn for the global batch
+(``ctx``). ``"halves"`` is the official order (first half D, second half G, the first half of each reconstructed),
+whose sets change with the per-process batch.
 
 * D step (D + Dpatch): non-saturating loss on real (x1), rec (x0.5) and mix (x0.5); patch co-occurrence loss on
   (mean feature of 8 reference crops of real, crops of real / of mix), three independent crop draws.
@@ -95,6 +99,7 @@ class SwapAE(Method):
         "patch_max_scale": 0.25,
         "patch_use_aggregation": True,
         "hflip": True,
+        "batch_layout": "pairs",  # which images feed the D and G steps (module docstring); "halves" = official
         "snapshot_every": 500,
     }
     snapshot_columns = 8
@@ -142,8 +147,12 @@ class SwapAE(Method):
         if self.cfg["hflip"]:
             flip = ctx.rand(n) < 0.5
             real = torch.where(flip.view(-1, 1, 1, 1), real.flip(3), real)
-        real_d, real_g = real[: n // 2], real[n // 2:]
+        d_rows, g_rows, rec_rows = self.layout(n, real.device)
+        real_d, real_g = real[d_rows], real[g_rows]
         w = self.weights()
+        # Layer noise and patch crops come from the step's global-batch stream (ctx), not the per-process RNG.
+        hw = (real.shape[2] // m.downsampling, real.shape[3] // m.downsampling)
+        shapes = m.G.noise_shapes(hw)
         gen, disc = (m.E, m.G), (m.D, m.Dpatch)
         logs: Dict[str, Any] = {}
 
@@ -152,8 +161,9 @@ class SwapAE(Method):
             set_requires_grad(gen, False)
             set_requires_grad(disc, True)
             m.num_discriminator_iters.add_(1)
+            noise = {k: ctx.randn(real_d.shape[0], 1, *shape) for k, shape in shapes.items()}
             with ctx.autocast():
-                d = L.discriminator_losses(m, real_d, w)
+                d = L.discriminator_losses(m, real_d, w, noise=noise, rand=ctx.rand, rec_rows=rec_rows)
             ctx.optimize("D", L.total(d))
             logs.update({f"D/{k}": v.detach().mean() for k, v in d.items()})
 
@@ -161,23 +171,40 @@ class SwapAE(Method):
         r1_on = (w.lambda_R1 > 0 and w.lambda_GAN > 0) or (w.lambda_patch_R1 > 0 and w.lambda_PatchGAN > 0)
         if r1_on and ctx.every(every):
             with ctx.autocast():
-                r1 = L.r1_loss(m, real_d, w)["D_R1"].float().mean()
+                r1 = L.r1_loss(m, real_d, w, rand=ctx.rand)["D_R1"].float().mean()
             ctx.optimize("D", r1 * every)
             logs["D/R1"] = r1.detach()
 
         recolored = None
         if w.lambda_color_swap > 0:  # drawn on every rank for the global batch (ctx.rand), like the flips
-            h = real_g.shape[0] // 2
-            recolored = recolor(real_g[:h], ctx.rand(h, PARAMS), warp=float(self.cfg["color_swap_warp"]))
+            source = L.select_rows(real_g, rec_rows)
+            recolored = recolor(source, ctx.rand(source.shape[0], PARAMS), warp=float(self.cfg["color_swap_warp"]))
         set_requires_grad(disc, False)
         set_requires_grad(gen, True)
+        noise = {k: ctx.randn(real_g.shape[0], 1, *shape) for k, shape in shapes.items()}
         with ctx.autocast():
-            g, metrics = L.generator_losses(m, real_g, w, recolored=recolored)
+            g, metrics = L.generator_losses(m, real_g, w, noise=noise, recolored=recolored, rand=ctx.rand, rec_rows=rec_rows)
         ctx.optimize("G", L.total(g))
         set_requires_grad(disc, True)
         logs.update({f"G/{k}": v.detach().mean() for k, v in g.items()})
         logs["metric/L1_dist"] = metrics["L1_dist"]
         return logs
+
+    def layout(self, n: int, device: torch.device) -> Tuple[Any, Any, Any]:
+        """(D-step rows, G-step rows, reconstructed rows within each) of a per-process batch of n images.
+
+        "halves" (official): the first half feeds the D step, the second the G step, and each step reconstructs
+        the first half of its images; these sets change when the global batch is cut into per-process shares.
+        "pairs": consecutive pairs alternate between the D step (pairs 0, 2, ...) and the G step (1, 3, ...), and
+        the first image of each pair is reconstructed; with a per-process batch that is a multiple of 4 every
+        share keeps whole groups of four, so N processes use exactly the images one process would."""
+        layout = self.cfg["batch_layout"]
+        if layout == "halves":
+            return slice(0, n // 2), slice(n // 2, n), None
+        if layout == "pairs":
+            pair = torch.arange(n, device=device) // 2
+            return (pair % 2 == 0).nonzero().squeeze(1), (pair % 2 == 1).nonzero().squeeze(1), slice(0, None, 2)
+        raise ConfigError(f"swapae: batch_layout must be pairs or halves, got {layout!r}")
 
     def snapshot(self, inputs: Any) -> torch.Tensor:
         """Rows of 8: the inputs, their reconstructions, and the swap (structure of image i, texture of its

@@ -3,7 +3,7 @@
 It exists to exercise the engine (tests, the overhead benchmark) and to show how a recipe is written:
 two networks, two Adam optimisers, the non-saturating logistic loss, lazy R1 on the discriminator every
 ``r1_every`` steps, an EMA copy of the generator, fixed-latent snapshots and an exported generator that
-``ganedit.load`` rebuilds. No batch-statistics layers, so N processes train exactly like one.
+``ganedit.load`` rebuilds. No batch-statistics layers, so a step on N processes is the step of one (to rounding).
 
 Data: a folder or zip of images (``--data faces/``), or ``synthetic[:N]`` for N images of the built-in
 synthetic world (when ``ganedit.data.synthetic`` is installed)."""

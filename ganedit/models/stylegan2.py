@@ -94,7 +94,9 @@ class Generator(nn.Module):
             out_ch = self.channels[2**i]
             self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True, blur_kernel=blur_kernel))
             self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim, blur_kernel=blur_kernel))
-            self.to_rgbs.append(ToRGB(out_ch, style_dim, blur_kernel=blur_kernel))
+            # the official Generator builds ToRGB(out_channel, style_dim): its skip upsampling always uses the
+            # default [1, 3, 3, 1] taps, whatever blur_kernel the convolutions use
+            self.to_rgbs.append(ToRGB(out_ch, style_dim))
             in_ch = out_ch
         # channels_last keeps every conv in the CPU kernels' native layout (no reorders between layers)
         self.channels_last = True
@@ -200,7 +202,8 @@ class Generator(nn.Module):
 
 @register_model("stylegan2.Discriminator")
 class Discriminator(nn.Module):
-    """Residual discriminator with minibatch stddev (group 4); logits [B, 1]."""
+    """Residual discriminator with minibatch stddev (group 4; ``stddev_layout`` "contiguous" groups consecutive
+    samples, which multi-process training needs, see ``minibatch_stddev``); logits [B, 1]."""
 
     def __init__(
         self,
@@ -212,9 +215,13 @@ class Discriminator(nn.Module):
         channel_max: int = 512,
         stddev_group: int = 4,
         in_channels: int = 3,
+        stddev_layout: str = "strided",
     ) -> None:
         super().__init__()
         self.size = size
+        if stddev_layout not in ("strided", "contiguous"):
+            raise ConfigError(f"stddev_layout must be strided (official) or contiguous, got {stddev_layout!r}")
+        self.stddev_layout = stddev_layout  # see nn.discriminator.minibatch_stddev
         log_size = _check_size(size)
         self.channels = channel_table(size, channel_multiplier, channel_base, channel_max, channels)
         blur_kernel = list(blur_kernel)
@@ -234,7 +241,7 @@ class Discriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         out = self.convs(image)
-        out = minibatch_stddev(out, self.stddev_group, self.stddev_feat)
+        out = minibatch_stddev(out, self.stddev_group, self.stddev_feat, self.stddev_layout)
         out = self.final_conv(out)
         return self.final_linear(out.reshape(out.shape[0], -1))
 
@@ -326,7 +333,10 @@ class StyleGAN2(nn.Module):
             self.g = Generator(**generator)
         if discriminator is not None:
             self.d = Discriminator(**discriminator)
-        self.register_buffer("latent_avg", torch.zeros(list(latent_avg_shape) if latent_avg_shape else [self.g_ema.style_dim]))
+        shape = list(latent_avg_shape) if latent_avg_shape else [self.g_ema.style_dim]
+        if shape[-1:] != [self.g_ema.style_dim]:  # truncation reads the last dimension as one w
+            raise ConfigError(f"latent_avg_shape {shape} does not fit style_dim {self.g_ema.style_dim}: expected [..., {self.g_ema.style_dim}]")
+        self.register_buffer("latent_avg", torch.zeros(shape))
         self.has_latent_avg = has_latent_avg
         self.extra_skeleton = extra
         if extra is not None:

@@ -53,18 +53,29 @@ class ResBlock(nn.Module):
         return (self.conv2(self.conv1(x)) + self.skip(x)) * (1 / math.sqrt(2))
 
 
-def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_features: int = 1) -> torch.Tensor:
+def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_features: int = 1, layout: str = "strided") -> torch.Tensor:
     """Append the minibatch standard deviation as ``num_features`` extra channels.
 
-    Samples b, b + B/G, b + 2B/G, ... form one group of G = min(B, group_size); the statistic is
-    sqrt(biased variance over the group + 1e-8), averaged over channels and pixels of each feature slice.
+    ``layout="strided"`` (official): samples b, b + B/G, b + 2B/G, ... form one group of G = min(B, group_size).
+    ``"contiguous"``: samples [kG, (k+1)G) form a group, so a batch cut into per-process shares of a multiple of
+    G samples gets the same groups as one process (the strided groups depend on B, hence on the share).
+    The statistic is sqrt(biased variance over the group + 1e-8), averaged over channels and pixels of each
+    feature slice.
     """
     b, c, h, w = x.shape
     g = min(b, group_size)
     if b % g:
         raise ConfigError(f"minibatch stddev needs a batch divisible by min(batch, {group_size}); got batch {b}")
-    y = x.reshape(g, b // g, num_features, c // num_features, h, w)
-    y = torch.sqrt(y.var(0, unbiased=False) + 1e-8)  # [B/G, F, C/F, H, W]
-    y = y.mean([2, 3, 4]).reshape(b // g, num_features, 1, 1)
-    y = y.repeat(g, 1, h, w)
+    if layout == "strided":
+        y = x.reshape(g, b // g, num_features, c // num_features, h, w)
+        y = torch.sqrt(y.var(0, unbiased=False) + 1e-8)  # [B/G, F, C/F, H, W]
+        y = y.mean([2, 3, 4]).reshape(b // g, num_features, 1, 1)
+        y = y.repeat(g, 1, h, w)
+    elif layout == "contiguous":
+        y = x.reshape(b // g, g, num_features, c // num_features, h, w)
+        y = torch.sqrt(y.var(1, unbiased=False) + 1e-8)  # [B/G, F, C/F, H, W]
+        y = y.mean([2, 3, 4]).reshape(b // g, num_features, 1, 1)
+        y = y.repeat_interleave(g, 0).expand(b, num_features, h, w)
+    else:
+        raise ConfigError(f"minibatch stddev layout must be strided or contiguous, got {layout!r}")
     return torch.cat([x, y.to(x.dtype)], 1)

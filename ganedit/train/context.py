@@ -15,7 +15,7 @@ import torch
 
 from ganedit.errors import ConfigError
 from ganedit.methods.base import StepContext
-from ganedit.train.distributed import DistInfo, average_gradients
+from ganedit.train.distributed import DistInfo, average_gradients, gather_batches
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -132,6 +132,9 @@ class TrainContext(StepContext):
 
     def randn(self, *shape: int, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         return self._global(shape, dtype, torch.randn)
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        return gather_batches(self.info, tensor)
 
     def rand(self, *shape: int, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         return self._global(shape, dtype, torch.rand)

@@ -116,3 +116,12 @@ def average_gradients(info: DistInfo, grads: List[torch.Tensor], flag: Optional[
         g.copy_(flat[offset : offset + n].view_as(g)).div_(info.world_size)
         offset += n
     return flat[-1:] if flag is not None else None
+
+
+def gather_batches(info: DistInfo, tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``tensor`` (equal shapes) concatenated along dim 0 in rank order; detached."""
+    if not info.enabled:
+        return tensor.detach()
+    parts = [torch.empty_like(tensor) for _ in range(info.world_size)]
+    dist.all_gather(parts, tensor.detach().contiguous())
+    return torch.cat(parts, 0)

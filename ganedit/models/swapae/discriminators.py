@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,10 @@ from torch import nn
 from ganedit.models.swapae.layers import ConvLayer, EqualLinear, ResBlock
 
 BLUR = (1, 3, 3, 1)
+
+# rand(batch, *shape) -> uniform [0, 1) draws for each image of a batch, e.g. a training step's ``ctx.rand``,
+# which draws for the global batch so that crops do not depend on the number of processes
+RandFn = Callable[..., torch.Tensor]
 
 
 def rounded_log2(size: int) -> int:
@@ -98,14 +102,23 @@ class PatchCooccurrenceDiscriminator(nn.Module):
         return self.discriminate_features(self.extract_features(reference_patches, aggregate), self.extract_features(patches))
 
 
-def draw_crop_params(batch: int, num_crops: int, min_scale: float, max_scale: float, generator: Optional[torch.Generator] = None, device=None) -> Dict[str, torch.Tensor]:
+def draw_crop_params(batch: int, num_crops: int, min_scale: float, max_scale: float, generator: Optional[torch.Generator] = None, device=None,
+                     rand: Optional[RandFn] = None) -> Dict[str, torch.Tensor]:
     """The random draws of the official ``apply_random_crop``, in its order: flip, scale (x, y), offset (x, y).
 
-    Crop index = image * num_crops + t. Side fractions are independent for x and y; offsets keep the crop inside."""
+    Crop index = image * num_crops + t. Side fractions are independent for x and y; offsets keep the crop inside.
+    ``rand`` (see :data:`RandFn`) replaces ``torch.rand(..., generator=generator)``; its draws are made per image
+    (shape (batch, num_crops, ...)), which gives the same numbers in the same order for one process."""
     n = batch * num_crops
-    flip = torch.round(torch.rand(n, 1, 1, 1, generator=generator, device=device)) * 2 - 1
-    scale = torch.rand(n, 1, 1, 2, generator=generator, device=device) * (max_scale - min_scale) + min_scale
-    offset = (torch.rand(n, 1, 1, 2, generator=generator, device=device) * 2 - 1) * (1 - scale)
+
+    def uniform(*tail: int) -> torch.Tensor:
+        if rand is not None:
+            return rand(batch, num_crops, *tail).reshape(n, *tail)
+        return torch.rand(n, *tail, generator=generator, device=device)
+
+    flip = torch.round(uniform(1, 1, 1)) * 2 - 1
+    scale = uniform(1, 1, 2) * (max_scale - min_scale) + min_scale
+    offset = (uniform(1, 1, 2) * 2 - 1) * (1 - scale)
     return {"flip": flip, "scale": scale, "offset": offset}
 
 
@@ -123,8 +136,9 @@ def crops_from_params(x: torch.Tensor, params: Dict[str, torch.Tensor], patch_si
     return out.view(b, t, c, patch_size, patch_size)
 
 
-def random_crops(x: torch.Tensor, num_crops: int, patch_size: int, scale_range: Tuple[float, float] = (1 / 8, 1 / 4), generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def random_crops(x: torch.Tensor, num_crops: int, patch_size: int, scale_range: Tuple[float, float] = (1 / 8, 1 / 4), generator: Optional[torch.Generator] = None,
+                 rand: Optional[RandFn] = None) -> torch.Tensor:
     """``num_crops`` random crops per image of 1/8..1/4 of each side (independently), flipped with probability 0.5,
     resampled to ``patch_size`` (official ``util.apply_random_crop``); shape (B, T, C, P, P)."""
-    params = draw_crop_params(x.shape[0], num_crops, scale_range[0], scale_range[1], generator, x.device)
+    params = draw_crop_params(x.shape[0], num_crops, scale_range[0], scale_range[1], generator, x.device, rand)
     return crops_from_params(x, params, patch_size)

@@ -8,10 +8,12 @@ the official order, so a seeded call reproduces the official values.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+
+from ganedit.models.swapae.discriminators import RandFn
 
 
 @dataclass
@@ -39,23 +41,38 @@ def total(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return sum(v.mean() for v in losses.values())  # type: ignore[return-value]
 
 
-def _half_noise(noise, n: int):
-    return {k: v[:n] for k, v in noise.items()} if isinstance(noise, dict) else noise
+# Which images are reconstructed: the official first half of the batch (None), or any rows (a slice or an index
+# tensor), e.g. the first image of each pair, ``slice(0, None, 2)``, which stays the same set of images however the
+# batch is cut into per-process shares.
+Rows = Union[slice, torch.Tensor, None]
 
 
-def _rec_and_mix(model, real: torch.Tensor, noise) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """rec = G(sp[:B/2], gl[:B/2]); mix = G(swap_pairs(sp), gl): image i keeps its texture, takes its partner's structure."""
-    b = real.shape[0]
+def select_rows(x: torch.Tensor, rows: Rows) -> torch.Tensor:
+    """The reconstructed rows of x (:data:`Rows`)."""
+    return x[: x.shape[0] // 2] if rows is None else x[rows]
+
+
+def _noise_rows(noise, rows: Rows):
+    if not isinstance(noise, dict):
+        return noise
+    return {k: v if v.shape[0] == 1 else select_rows(v, rows) for k, v in noise.items()}  # batch-1 noise broadcasts
+
+
+def _rec_and_mix(model, real: torch.Tensor, noise, rec_rows: Rows = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """rec = G(sp[rows], gl[rows]) (rows: the first half by default); mix = G(swap_pairs(sp), gl): image i keeps
+    its texture, takes its partner's structure."""
     sp, gl = model.E(real)
-    rec = model.G(sp[: b // 2], gl[: b // 2], _half_noise(noise, b // 2))
+    rec = model.G(select_rows(sp, rec_rows), select_rows(gl, rec_rows), _noise_rows(noise, rec_rows))
     mix = model.G(model.swap_pairs(sp), gl, noise)
     return sp, gl, rec, mix
 
 
-def discriminator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights(), noise=None, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
-    """D step: image D on real / rec / mix, patch D on (reference crops of real, crops of real or mix)."""
+def discriminator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights(), noise=None, generator: Optional[torch.Generator] = None,
+                         rand: Optional[RandFn] = None, rec_rows: Rows = None) -> Dict[str, torch.Tensor]:
+    """D step: image D on real / rec / mix, patch D on (reference crops of real, crops of real or mix). ``rand``
+    replaces ``generator`` for the crops (``discriminators.RandFn``); ``rec_rows``: see :data:`Rows`."""
     with torch.no_grad():
-        _, _, rec, mix = _rec_and_mix(model, real, noise)
+        _, _, rec, mix = _rec_and_mix(model, real, noise, rec_rows)
     losses: Dict[str, torch.Tensor] = {}
     if w.lambda_GAN > 0:
         losses["D_real"] = gan_loss(model.D(real), True) * w.lambda_GAN
@@ -63,22 +80,22 @@ def discriminator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights
         losses["D_mix"] = gan_loss(model.D(mix), False) * (0.5 * w.lambda_GAN)
     if w.lambda_PatchGAN > 0:
         dp = model.Dpatch
-        ref = dp.extract_features(model.crops(real, generator), aggregate=model.patch_use_aggregation)
-        target = dp.extract_features(model.crops(real, generator))
-        fake = dp.extract_features(model.crops(mix, generator))
+        ref = dp.extract_features(model.crops(real, generator, rand), aggregate=model.patch_use_aggregation)
+        target = dp.extract_features(model.crops(real, generator, rand))
+        fake = dp.extract_features(model.crops(mix, generator, rand))
         losses["PatchD_real"] = gan_loss(dp.discriminate_features(ref, target), True) * w.lambda_PatchGAN
         losses["PatchD_mix"] = gan_loss(dp.discriminate_features(ref, fake), False) * w.lambda_PatchGAN
     return losses
 
 
 def generator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights(), noise=None, generator: Optional[torch.Generator] = None,
-                     recolored: Optional[torch.Tensor] = None) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+                     recolored: Optional[torch.Tensor] = None, rand: Optional[RandFn] = None,
+                     rec_rows: Rows = None) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
     """G step (updates E and G): L1 reconstruction, GAN on rec (x0.5) and mix (x1.0), patch co-occurrence GAN;
-    with ``lambda_color_swap`` > 0 also :func:`color_swap_loss` on ``recolored`` (recoloured copies of the first
-    half of ``real``)."""
-    b = real.shape[0]
-    _, gl, rec, mix = _rec_and_mix(model, real, noise)
-    l1 = F.l1_loss(rec, real[: b // 2])
+    with ``lambda_color_swap`` > 0 also :func:`color_swap_loss` on ``recolored`` (recoloured copies of the
+    reconstructed rows of ``real``: the first half, or ``rec_rows``)."""
+    _, gl, rec, mix = _rec_and_mix(model, real, noise, rec_rows)
+    l1 = F.l1_loss(rec, select_rows(real, rec_rows))
     metrics = {"L1_dist": l1.detach()}
     losses: Dict[str, torch.Tensor] = {}
     if w.lambda_L1 > 0:
@@ -88,13 +105,13 @@ def generator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights(), 
         losses["G_GAN_mix"] = gan_loss(model.D(mix), True) * w.lambda_GAN
     if w.lambda_PatchGAN > 0:
         dp = model.Dpatch
-        ref = dp.extract_features(model.crops(real, generator), aggregate=model.patch_use_aggregation).detach()
-        fake = dp.extract_features(model.crops(mix, generator))
+        ref = dp.extract_features(model.crops(real, generator, rand), aggregate=model.patch_use_aggregation).detach()
+        fake = dp.extract_features(model.crops(mix, generator, rand))
         losses["G_mix"] = gan_loss(dp.discriminate_features(ref, fake), True) * w.lambda_PatchGAN
     if w.lambda_color_swap > 0:
         if recolored is None:
             raise ValueError("lambda_color_swap > 0 needs the recoloured images")
-        losses["G_color_swap"] = color_swap_loss(model, real[: b // 2], recolored, gl[: b // 2], _half_noise(noise, b // 2)) * w.lambda_color_swap
+        losses["G_color_swap"] = color_swap_loss(model, select_rows(real, rec_rows), recolored, select_rows(gl, rec_rows), _noise_rows(noise, rec_rows)) * w.lambda_color_swap
     return losses, metrics
 
 
@@ -124,11 +141,12 @@ def r1_parts(model, real: torch.Tensor, real_crops: torch.Tensor, target_crops: 
     return {"image": image, "patch": patch}
 
 
-def r1_loss(model, real: torch.Tensor, w: LossWeights = LossWeights(), generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+def r1_loss(model, real: torch.Tensor, w: LossWeights = LossWeights(), generator: Optional[torch.Generator] = None,
+            rand: Optional[RandFn] = None) -> Dict[str, torch.Tensor]:
     """The lazy R1 term ``D_R1`` per image (the trainer multiplies its mean by the R1 interval, 16)."""
     if w.lambda_patch_R1 > 0 and w.lambda_PatchGAN > 0:
-        rc = model.crops(real, generator)
-        tc = model.crops(real, generator)
+        rc = model.crops(real, generator, rand)
+        tc = model.crops(real, generator, rand)
         parts = r1_parts(model, real, rc, tc, w)
         return {"D_R1": parts["image"] + parts["patch"]}
     real = real.detach().requires_grad_(True)

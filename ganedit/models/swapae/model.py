@@ -212,10 +212,11 @@ class SwappingAutoencoder(nn.Module):
             raise ValueError("the swap pairs consecutive images: the batch must be even")
         return x.view(x.shape[0] // 2, 2, *x.shape[1:]).flip(1).reshape(x.shape)
 
-    def crops(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def crops(self, images: torch.Tensor, generator: Optional[torch.Generator] = None, rand=None) -> torch.Tensor:
+        """The patch discriminator's random crops (``rand``: see ``discriminators.RandFn``)."""
         from ganedit.models.swapae.discriminators import random_crops
 
-        return random_crops(images, self.patch_num_crops, self.patch_size, self.patch_scale_range, generator)
+        return random_crops(images, self.patch_num_crops, self.patch_size, self.patch_scale_range, generator, rand)
 
     def _check_images(self, images: torch.Tensor) -> None:
         if images.dim() != 4 or images.shape[1] != 3:
