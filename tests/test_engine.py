@@ -332,3 +332,17 @@ def test_fp16_on_cpu_is_a_clear_error(images, tmp_path):
 def test_bf16_autocast_trains_on_cpu(images, tmp_path):
     trainer = run_trainer(TinyGAN, tmp_path, images, batch=4, steps=2, precision="bf16")
     assert trainer.step == 2 and all(torch.isfinite(p).all() for p in trainer.nets["G"].parameters())
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog):
+    from ganedit.train import context
+
+    monkeypatch.setattr(context, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="ganedit.train.context"):
+        assert context.autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert "no native bf16" in caplog.text
+    monkeypatch.setattr(context, "cpu_has_native_bf16", lambda: True)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ganedit.train.context"):
+        context.autocast_dtype("bf16", torch.device("cpu"))
+    assert "no native bf16" not in caplog.text
