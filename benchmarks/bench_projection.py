@@ -178,6 +178,7 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--attribute", default=None, help="intended factor (default: the direction file's attribute)")
     parser.add_argument("--regressor", default=None, help="attribute regressor (default: the shipped one; "
                         "with --random a random one)")
+    parser.add_argument("--note", default="", help="a sentence printed under the section's title (what the run is for)")
     parser.add_argument("--write", action="store_true", help="write the bench:projection section of BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not args.model and not args.random:
@@ -268,6 +269,7 @@ def main(argv: List[str] | None = None) -> None:
     text = "\n".join([
         "### Projection and PTI (ganedit.edit.projection, ganedit.edit.pti)",
         "",
+        *([args.note, ""] if args.note else []),
         f"Generator: {label} ({fp['size']} px, n_latent {fp['n_latent']}, weights hash {fp['hash']}). "
         f"Loss: {loss_name}. {args.n} in-domain images G(w) (const noise, w known) and {args.n} held-out world images. "
         f"Machine: {machine_line()}; device {args.device}.",
