@@ -229,10 +229,14 @@ def register(cli: click.Group) -> None:
             raise ConfigError(f"--invert must be project, pti or an encoder checkpoint path; {invert!r} is none of them")
         G = load_generator(model_path)
         opts = {"space": space, "steps": steps, "lpips": lpips_weights}
-        codes = codes_for(inputs, G, invert, opts)
+        # options and files first: a bad direction or range must not cost an inversion
         if direction is not None:
             vector, file_layers, scale, vector_name = load_direction(direction, G, component)
             rows = parse_rows(layers, G.n_latent) if layers is not None else file_layers
+            values = parse_strengths(strength, n_strengths)
+        elif other_mix is not None:
+            rows = parse_rows(layers, G.n_latent, default="coarse")
+        codes = codes_for(inputs, G, invert, opts)
         other = None
         if other_interp is not None or other_mix is not None:
             other = _one(other_interp or other_mix, G, invert, opts, "--interpolate" if other_interp else "--mix-with")
@@ -241,7 +245,6 @@ def register(cli: click.Group) -> None:
         written = []
         for code in codes:
             if direction is not None:
-                values = parse_strengths(strength, n_strengths)
                 scaled = [v * (scale if sigma and scale else 1.0) for v in values]
                 edited = strip(code.wplus, vector, scaled, rows)[:, 0]
                 unit = " sigma" if sigma and scale else ""
@@ -252,7 +255,6 @@ def register(cli: click.Group) -> None:
                 edited = interpolate(code.wplus, other.wplus, alphas)[:, 0]
                 label = f"{len(alphas)} steps to {other.name}"
             else:
-                rows = parse_rows(layers, G.n_latent, default="coarse")
                 mixed = mix(code.wplus, other.wplus, rows)
                 edited = torch.cat([code.wplus, other.wplus, mixed])
                 label = f"{code.name} | {other.name} | {code.name} with rows {rows.start}-{rows.stop - 1} of {other.name}"
