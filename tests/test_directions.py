@@ -140,3 +140,18 @@ def test_labels_csv(tmp_path):
         D.read_labels_csv(csv, ["zz"], "smile")
     with pytest.raises(CheckpointError, match="choose"):
         D.read_labels_csv(csv, ["a"])
+
+
+def test_apply_uses_the_file_layers_and_sigma_units():
+    G = tiny()
+    pcs = D.ganspace(G, n_samples=500, n_components=3, layers=range(1, 3))
+    w = D.sample_w(G, 4, seed=9)
+    edited = pcs.apply(w, "pc1", 2.0, sigmas=True)
+    assert edited.shape == (4, G.n_latent, 16)
+    step = edited - w.unsqueeze(1)
+    assert G.n_latent == 4 and torch.allclose(step[:, [0, 3]], torch.zeros(4, 2, 16))
+    expected = 2.0 * float(pcs.scales[1]) * pcs.vector("pc1")
+    assert torch.allclose(step[:, 1], expected.expand(4, -1), atol=1e-6)
+    assert torch.allclose(pcs.apply(w, 0, 1.0, layers=range(0, 4)) - w.unsqueeze(1), pcs.vector(0).expand(4, 4, -1), atol=1e-6)
+    with pytest.raises(ConfigError, match="no scales"):
+        D.sefa(G).apply(w, 0, 1.0, sigmas=True)

@@ -186,3 +186,11 @@ def test_truncated_and_tensorflow_pickles_get_clear_errors(tmp_path):
 
     with pytest.raises(CheckpointError, match="tf.pkl: refused.*TensorFlow-era"):
         ganedit.load(tf)  # found by its content, through the foreign-checkpoint dispatch
+
+
+def test_numpy_values_and_plain_containers_load():
+    import numpy as np
+
+    data = pickle.dumps({"gain": np.float64(0.25), "filter": np.arange(4, dtype=np.float32), "n": 3})
+    out = nv._RestrictedUnpickler(io.BytesIO(data)).load()
+    assert out["gain"] == 0.25 and out["filter"].tolist() == [0, 1, 2, 3] and out["n"] == 3

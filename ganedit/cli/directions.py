@@ -2,7 +2,7 @@
 and write them as one direction file (``ganedit.edit.directions``), or describe such a file."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import click
 

@@ -98,6 +98,25 @@ class Directions:
         """One unit direction [style_dim] by name or index."""
         return self.vectors[self.index(key)]
 
+    def apply(self, w: torch.Tensor, key: Union[int, str], strength: "float | torch.Tensor",
+              layers: Layers = None, sigmas: bool = False) -> torch.Tensor:
+        """``w + strength * vector`` on ``layers`` (default: the file's layers; W codes become w+ when rows are
+        chosen). With ``sigmas``, strength counts standard deviations of sampled w along the vector (``scales``)."""
+        from ganedit.edit.latents import apply, to_wplus
+
+        rows = self.layers if layers is None else _as_range(layers)
+        scale = 1.0
+        if sigmas:
+            if self.scales is None:
+                raise ConfigError(f"{self.method} directions carry no scales: give the strength in W units")
+            scale = float(self.scales[self.index(key)])
+        if rows is not None and w.dim() == 2:
+            if self.generator is None or "n_latent" not in self.generator:
+                raise ConfigError("editing chosen rows of W codes needs w+ codes (to_wplus) or a generator fingerprint")
+            w = to_wplus(w, int(self.generator["n_latent"]))
+        strength = strength * scale
+        return apply(w, self.vector(key), strength, rows)
+
     def check_fits(self, G: Any) -> None:
         check_fits(self.generator, G, self.path)
         g = stylegan_generator(G)

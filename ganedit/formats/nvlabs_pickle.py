@@ -27,7 +27,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -86,18 +86,21 @@ def _rebuild_parameter(data: torch.Tensor, requires_grad: bool = False, backward
 
 
 def _numpy_globals() -> Dict[Tuple[str, str], Any]:
-    """numpy dtype and scalar constructors (numpy scalars appear in the objects' __dict__, e.g. weight gains).
-    Both build plain values from bytes; torch's weights_only loader trusts them for the same reason."""
+    """numpy's dtype, scalar and array constructors (numpy scalars appear in the objects' __dict__, e.g. weight
+    gains). They build plain values from bytes; torch's weights_only loader trusts the same ones."""
     try:
         import numpy as np
     except ImportError:  # pragma: no cover - numpy is a torch dependency here
         return {}
     try:
-        from numpy._core.multiarray import scalar
+        from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
-    return {("numpy", "dtype"): np.dtype, ("numpy.core.multiarray", "scalar"): scalar,
-            ("numpy._core.multiarray", "scalar"): scalar}
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    found: Dict[Tuple[str, str], Any] = {("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): np.ndarray}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        found[(module, "scalar")] = scalar
+        found[(module, "_reconstruct")] = _reconstruct
+    return found
 
 
 ALLOWED_GLOBALS: Dict[Tuple[str, str], Any] = {
