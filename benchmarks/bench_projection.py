@@ -122,7 +122,7 @@ def pti_edit_rows(args, G, targets, tuned) -> List[str]:
     from ganedit.edit import directions as D
     from ganedit.models.attributes import AttributeRegressor, load_regressor, predict_factors
 
-    if args.random and args.regressor is None:
+    if args.regressor is None and (args.random or args.direction == "random"):  # a smoke run: nothing trained
         torch.manual_seed(0)
         regressor = AttributeRegressor(channels=(4, 4, 8, 8, 8), feature_dim=16).eval()
     else:
@@ -177,7 +177,8 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--component", default="0", help="vector of the direction file (index or name)")
     parser.add_argument("--attribute", default=None, help="intended factor (default: the direction file's attribute)")
     parser.add_argument("--regressor", default=None, help="attribute regressor (default: the shipped one; "
-                        "with --random a random one)")
+                        "with --random or --direction random a random-weight one)")
+    parser.add_argument("--note", default="", help="a sentence printed under the section's title (what the run is for)")
     parser.add_argument("--write", action="store_true", help="write the bench:projection section of BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not args.model and not args.random:
@@ -268,6 +269,7 @@ def main(argv: List[str] | None = None) -> None:
     text = "\n".join([
         "### Projection and PTI (ganedit.edit.projection, ganedit.edit.pti)",
         "",
+        *([args.note, ""] if args.note else []),
         f"Generator: {label} ({fp['size']} px, n_latent {fp['n_latent']}, weights hash {fp['hash']}). "
         f"Loss: {loss_name}. {args.n} in-domain images G(w) (const noise, w known) and {args.n} held-out world images. "
         f"Machine: {machine_line()}; device {args.device}.",

@@ -257,3 +257,12 @@ def test_project_init_from_an_encoder(setup, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["project", "--model", str(root / "G"), str(root / "faces"), "-o", str(out), "--init", str(tmp_path / "enc8")])
     assert exc.value.code == 2 and "made for another generator" in capsys.readouterr().err
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error(setup, tmp_path, capsys, monkeypatch):
+    root, _, _ = setup
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        main(["project", "--model", str(root / "G"), str(root / "faces"), "-o", str(tmp_path / "o"), "--device", "cuda"])
+    assert exc.value.code == 2 and "--device cuda: CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -124,3 +124,10 @@ def test_noise_maps_can_start_from_the_stored_ones():
         assert torch.allclose(got, expected, atol=1e-5)
     with pytest.raises(ConfigError, match="noise_init"):
         P.project(G, images, steps=1, noise_init="zeros", lpips=False)
+
+
+def test_named_lpips_weights_that_are_missing_are_an_error(tmp_path):
+    from ganedit.metrics.weights import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="vgg.pth"):
+        P.perceptual_loss(tmp_path, "vgg")  # an existing folder without the files

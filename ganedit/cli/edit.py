@@ -15,7 +15,8 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import click
 
-from ganedit.cli.project import LPIPS_HELP, SPACE_HELP, encoder_codes, load_generator, read_images, unique_names
+from ganedit.cli.project import (LPIPS_HELP, SPACE_HELP, device_option, encoder_codes, load_generator, read_images,
+                                 unique_names)
 from ganedit.errors import ConfigError, DataError
 
 
@@ -139,7 +140,8 @@ def invert_images(files: Sequence[Path], G: Any, invert: str, opts: dict) -> Lis
     targets = read_images(files, G.size)
     if invert == "project":
         result = project(G, targets, space=opts["space"], steps=opts["steps"], noise=True, lpips=opts["lpips"])
-        return [Code(n, result.wplus[i:i + 1], [m[i:i + 1] for m in result.noise], G.g_ema, targets[i:i + 1])
+        wplus, noise = result.wplus.cpu(), [m.cpu() for m in result.noise]
+        return [Code(n, wplus[i:i + 1], [m[i:i + 1] for m in noise], G.g_ema, targets[i:i + 1])
                 for i, n in enumerate(names)]
     if invert == "pti":
         out = []
@@ -155,13 +157,15 @@ def invert_images(files: Sequence[Path], G: Any, invert: str, opts: dict) -> Lis
 
 
 def _decode(code: Code, wplus: Any) -> Any:
+    """Images of codes (kept on the CPU) by the code's generator, on that generator's device."""
     import torch
 
+    device = next(code.generator.parameters()).device
     noise = code.noise
     if isinstance(noise, list):
-        noise = [m.expand(wplus.shape[0], -1, -1, -1) for m in noise]
+        noise = [m.to(device).expand(wplus.shape[0], -1, -1, -1) for m in noise]
     with torch.no_grad():
-        return code.generator.synthesis(wplus, noise=noise)
+        return code.generator.synthesis(wplus.to(device), noise=noise).cpu()
 
 
 def _one(inputs: str, G: Any, invert: str, opts: dict, what: str) -> Code:
@@ -181,10 +185,10 @@ def _target(out: Path, name: str, single: bool) -> Path:
 def register(cli: click.Group) -> None:
     @cli.command("edit")
     @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-    @click.option("--model", "-m", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
-    @click.option("-o", "--output", required=True, type=click.Path(),
+    @click.option("--model", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
+    @click.option("-o", "--out", "output", required=True, type=click.Path(),
                   help="A .png for one input, or a folder (one <name>.png strip per input).")
-    @click.option("--direction", "-d", default=None, type=click.Path(exists=True),
+    @click.option("--direction", default=None, type=click.Path(exists=True),
                   help="Direction file (`ganedit directions ...`, or a plain tensor file).")
     @click.option("--component", default="0", show_default=True,
                   help="Which vector of a direction file: its index or its name (GANSpace/SeFa files hold many).")
@@ -204,9 +208,10 @@ def register(cli: click.Group) -> None:
     @click.option("--mix-with", "other_mix", default=None, type=click.Path(exists=True),
                   help="Instead of a direction: give each input the --layers rows of this image / latents file.")
     @click.option("--lpips-weights", type=click.Path(exists=True), default=None, help=LPIPS_HELP)
+    @device_option()
     def edit_cmd(inputs: Tuple[str, ...], model_path: str, output: str, direction: Optional[str], component: str,
                  sigma: bool, strength: str, n_strengths: int, layers: Optional[str], invert: str, space: str, steps: int,
-                 other_interp: Optional[str], other_mix: Optional[str], lpips_weights: Optional[str]) -> None:
+                 other_interp: Optional[str], other_mix: Optional[str], lpips_weights: Optional[str], device: str) -> None:
         """Edit INPUTS (images, latents files or PTI files) with the StyleGAN2 --model and write a strip per input:
         the input image (if any), then one decoded code per strength / alpha / mix.
 
@@ -227,12 +232,16 @@ def register(cli: click.Group) -> None:
             raise ConfigError("give exactly one of --direction, --interpolate, --mix-with")
         if invert not in ("project", "pti") and not Path(invert).exists():
             raise ConfigError(f"--invert must be project, pti or an encoder checkpoint path; {invert!r} is none of them")
-        G = load_generator(model_path)
+        G = load_generator(model_path, device)
         opts = {"space": space, "steps": steps, "lpips": lpips_weights}
-        codes = codes_for(inputs, G, invert, opts)
+        # options and files first: a bad direction or range must not cost an inversion
         if direction is not None:
             vector, file_layers, scale, vector_name = load_direction(direction, G, component)
             rows = parse_rows(layers, G.n_latent) if layers is not None else file_layers
+            values = parse_strengths(strength, n_strengths)
+        elif other_mix is not None:
+            rows = parse_rows(layers, G.n_latent, default="coarse")
+        codes = codes_for(inputs, G, invert, opts)
         other = None
         if other_interp is not None or other_mix is not None:
             other = _one(other_interp or other_mix, G, invert, opts, "--interpolate" if other_interp else "--mix-with")
@@ -241,7 +250,6 @@ def register(cli: click.Group) -> None:
         written = []
         for code in codes:
             if direction is not None:
-                values = parse_strengths(strength, n_strengths)
                 scaled = [v * (scale if sigma and scale else 1.0) for v in values]
                 edited = strip(code.wplus, vector, scaled, rows)[:, 0]
                 unit = " sigma" if sigma and scale else ""
@@ -252,7 +260,6 @@ def register(cli: click.Group) -> None:
                 edited = interpolate(code.wplus, other.wplus, alphas)[:, 0]
                 label = f"{len(alphas)} steps to {other.name}"
             else:
-                rows = parse_rows(layers, G.n_latent, default="coarse")
                 mixed = mix(code.wplus, other.wplus, rows)
                 edited = torch.cat([code.wplus, other.wplus, mixed])
                 label = f"{code.name} | {other.name} | {code.name} with rows {rows.start}-{rows.stop - 1} of {other.name}"

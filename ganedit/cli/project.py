@@ -16,6 +16,7 @@ import click
 from ganedit.errors import ConfigError, DataError
 
 SPACE_HELP = "w: one code per image (edits behave best); w+: one code per generator layer (reconstructs better)."
+DEVICE_HELP = "auto: CUDA when available, else the CPU; cuda fails with a clear error when there is no GPU."
 LPIPS_HELP = ("LPIPS weights: a combined file or a folder with vgg.pth + vgg16-*.pth (alex.pth + alexnet-*.pth for "
               "pti). Default: $GANEDIT_CACHE. Without them a weight-free loss is used (a warning says so).")
 
@@ -65,13 +66,29 @@ def read_images(files: Sequence[Path], size: int):
     return torch.cat([read_image(f, size, allow_upscale=True) for f in files])
 
 
-def load_generator(path: str):
+def device_option() -> Callable[[Any], Any]:
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                        help=DEVICE_HELP)
+
+
+def resolve_device(name: str) -> Any:
+    """'auto' | 'cpu' | 'cuda' -> torch.device; a ConfigError when CUDA is asked for but absent."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: CUDA is not available; use --device cpu or --device auto")
+    return torch.device(name)
+
+
+def load_generator(path: str, device: str = "cpu"):
     """A StyleGAN2 (``g_ema`` + ``latent_avg``) from any checkpoint ganedit reads or a shipped model's name
     (``stylegan2-synth64``), in eval mode."""
     from ganedit.cli.data_indomain import resolve_model
     from ganedit.cli.sample import load_stylegan2
 
-    return load_stylegan2(resolve_model(path))
+    return load_stylegan2(resolve_model(path)).to(resolve_device(device))
 
 
 def encoder_codes(path: str, G: Any, images: Any) -> Any:
@@ -96,15 +113,16 @@ def encoder_codes(path: str, G: Any, images: Any) -> Any:
 
         # codes of an encoder trained for another decoder are meaningless in G (refused), or off (warned)
         check_fits(generator_fingerprint(decoder), G, path)
+    encoder = encoder.to(next(G.parameters()).device).eval()
     with torch.no_grad():
-        codes = encode(images)
+        codes = encode(images.to(next(G.parameters()).device))
     codes = codes[0] if isinstance(codes, (tuple, list)) else codes
     if not isinstance(codes, torch.Tensor) or codes.shape[-1] != G.style_dim or codes.dim() not in (2, 3) \
             or (codes.dim() == 3 and codes.shape[1] != G.n_latent):
         shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
         raise ConfigError(f"{path}: the encoder's codes {shape} do not fit this generator "
                           f"([N, {G.n_latent}, {G.style_dim}] expected)")
-    return codes.float()
+    return codes.float().cpu()
 
 
 def progress_bar(total: int, label: str) -> Tuple[Callable[[int, int, dict], None], Callable[[], None]]:
@@ -129,6 +147,7 @@ def write_outputs(out: Path, names: Sequence[str], targets: Any, reconstructions
 
     folder = out / "reconstructions"
     folder.mkdir(parents=True, exist_ok=True)
+    targets, reconstructions = targets.cpu(), reconstructions.cpu()
     for name, image in zip(names, reconstructions):
         write_image(image, folder / f"{name}.png")
     n = len(names)
@@ -139,7 +158,7 @@ def psnr(a: Any, b: Any) -> List[float]:
     """Per-image PSNR (dB) of images in [-1, 1] (peak-to-peak 2)."""
     import torch
 
-    mse = (a.clamp(-1, 1) - b.clamp(-1, 1)).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+    mse = (a.cpu().clamp(-1, 1) - b.cpu().clamp(-1, 1)).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
     return [float(v) for v in 10 * torch.log10(4.0 / mse)]
 
 
@@ -149,8 +168,8 @@ def psnr(a: Any, b: Any) -> List[float]:
 def register(cli: click.Group) -> None:
     @cli.command("project")
     @click.argument("images", nargs=-1, required=True, type=click.Path())
-    @click.option("--model", "-m", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
-    @click.option("-o", "--output", required=True, type=click.Path(), help="Output folder.")
+    @click.option("--model", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
+    @click.option("-o", "--out", "output", required=True, type=click.Path(), help="Output folder.")
     @click.option("--space", type=click.Choice(["w", "w+"]), default="w+", show_default=True, help=SPACE_HELP)
     @click.option("--steps", default=1000, show_default=True, help="Optimisation steps.")
     @click.option("--noise/--no-noise", default=True, show_default=True, help="Also optimise the noise maps.")
@@ -162,10 +181,13 @@ def register(cli: click.Group) -> None:
     @click.option("--lr", default=0.1, show_default=True, help="Peak learning rate.")
     @click.option("--mse", default=0.0, show_default=True, help="Weight of an extra pixel MSE term.")
     @click.option("--lpips-weights", type=click.Path(exists=True), default=None, help=LPIPS_HELP)
-    @click.option("--batch-size", default=4, show_default=True, help="Images optimised together (independently).")
+    @click.option("--batch", "batch_size", type=click.IntRange(1), default=4, show_default=True,
+                  help="Images optimised together (independently).")
     @click.option("--seed", default=0, show_default=True)
+    @device_option()
     def project_cmd(images: Tuple[str, ...], model_path: str, output: str, space: str, steps: int, noise: bool,
-                    noise_init: str, init: str, lr: float, mse: float, lpips_weights: Optional[str], batch_size: int, seed: int) -> None:
+                    noise_init: str, init: str, lr: float, mse: float, lpips_weights: Optional[str], batch_size: int, seed: int,
+                    device: str) -> None:
         """Invert IMAGES (files or folders) into the StyleGAN2 --model by optimisation; writes OUT/latents.safetensors,
         OUT/reconstructions/<name>.png and OUT/compare.png.
 
@@ -176,7 +198,7 @@ def register(cli: click.Group) -> None:
         from ganedit.edit.latents import save_latents
         from ganedit.edit.projection import project_batches
 
-        G = load_generator(model_path)
+        G = load_generator(model_path, device)
         files = image_files(images)
         names = unique_names(files)
         targets = read_images(files, G.size)
@@ -200,8 +222,8 @@ def register(cli: click.Group) -> None:
 
     @cli.command("pti")
     @click.argument("images", nargs=-1, required=True, type=click.Path())
-    @click.option("--model", "-m", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
-    @click.option("-o", "--output", required=True, type=click.Path(), help="Output folder.")
+    @click.option("--model", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
+    @click.option("-o", "--out", "output", required=True, type=click.Path(), help="Output folder.")
     @click.option("--pivot-steps", default=450, show_default=True, help="Steps of the W projection giving the pivot.")
     @click.option("--pivot-lr", default=5e-3, show_default=True, help="Learning rate of the pivot projection (PTI's).")
     @click.option("--steps", default=350, show_default=True, help="Most tuning steps (stops early on the loss).")
@@ -214,9 +236,10 @@ def register(cli: click.Group) -> None:
                   "(smaller, approximate) instead of the full fp16 difference.")
     @click.option("--lpips-weights", type=click.Path(exists=True), default=None, help=LPIPS_HELP)
     @click.option("--seed", default=0, show_default=True)
+    @device_option()
     def pti_cmd(images: Tuple[str, ...], model_path: str, output: str, pivot_steps: int, pivot_lr: float, steps: int,
                 lr: float, stop_loss: Optional[float], locality: bool, rank: Optional[int], lpips_weights: Optional[str],
-                seed: int) -> None:
+                seed: int, device: str) -> None:
         """Pivotal tuning of the StyleGAN2 --model on each of IMAGES: writes OUT/pti/<name>.safetensors (the pivot
         and the fp16 weight difference), OUT/latents.safetensors (the pivots) and the reconstructions.
 
@@ -232,7 +255,7 @@ def register(cli: click.Group) -> None:
 
         if rank is not None and rank < 1:
             raise ConfigError("--rank must be at least 1")
-        G = load_generator(model_path)
+        G = load_generator(model_path, device)
         files = image_files(images)
         names = unique_names(files)
         targets = read_images(files, G.size)
@@ -250,7 +273,8 @@ def register(cli: click.Group) -> None:
             seconds.append(time.perf_counter() - began)
             path = save_pti(out / "pti" / f"{name}.safetensors", result, rank=rank)
             with torch.no_grad():
-                recons.append(result.generator(G).synthesis(result.pivot, noise="const"))
+                pivot = result.pivot.to(next(G.parameters()).device)
+                recons.append(result.generator(G).synthesis(pivot, noise="const").cpu())
             pivots.append(result.pivot)
             sizes.append(path.stat().st_size)
             paths.append(str(path))

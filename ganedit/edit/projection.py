@@ -129,7 +129,8 @@ def perceptual_loss(lpips: Any = None, net: str = "vgg", device: "torch.device |
     """(loss_fn, name): LPIPS from a model, a weights path, or the cache folder; None/False -> weight-free.
 
     ``lpips`` may be an LPIPS module, a path (file or folder), None (look in $GANEDIT_CACHE) or False (do not
-    look). A missing file falls back to :func:`pyramid_mse` with a warning."""
+    look). Nothing found in the cache falls back to :func:`pyramid_mse` with a warning; a named path that lacks
+    the files is an error (MissingWeightsError)."""
     from ganedit.metrics.lpips_net import LPIPS, load_lpips
     from ganedit.metrics.weights import MissingWeightsError
 
@@ -141,6 +142,8 @@ def perceptual_loss(lpips: Any = None, net: str = "vgg", device: "torch.device |
         try:
             model = load_lpips(net, lpips)
         except MissingWeightsError as exc:
+            if lpips is not None:
+                raise  # weights the user named explicitly must be there: no silent fallback
             log.warning("projection: LPIPS-%s weights not found (%s); using a loss that needs no weights "
                         "(multi-scale pixel MSE), so the result will be blurrier than with LPIPS",
                         net, str(exc).splitlines()[0])
