@@ -25,6 +25,7 @@ def register(cli: click.Group) -> None:
     @click.option("--data", help="Training data: a folder, a zip, or a spec the method understands (synthetic:N).")
     @click.option("--out", help="Run folder (checkpoints, logs, snapshots, model/). Default runs/METHOD.")
     @click.option("--steps", type=int, help="Total training steps (a resumed run stops at the same total).")
+    @click.option("--minutes", type=float, help="Wall-clock training budget: stop (checkpoint + model/) when spent; step-tied lr decay is fitted to it.")
     @click.option("--batch", type=int, help="GLOBAL batch per step, split evenly over torchrun processes.")
     @click.option("--lr", type=float, help="Base learning rate (the recipe's 'lr').")
     @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any configuration key; repeatable.")

@@ -48,8 +48,10 @@ def load_translation_model(path: str, epoch: str = "latest"):
     import ganedit
     from ganedit.formats.native import CONFIG_FILE
 
+    from ganedit.formats.training_run import is_run_folder
+
     p = Path(path)
-    if p.is_dir() and not (p / CONFIG_FILE).exists():
+    if p.is_dir() and not (p / CONFIG_FILE).exists() and not is_run_folder(p):
         from ganedit.formats.convert_translation import load_experiment
 
         return load_experiment(p, epoch)
