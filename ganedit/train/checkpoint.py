@@ -12,8 +12,10 @@ not check its records, so without it a flipped byte inside a tensor would load s
 refused like a truncated one and ``--resume auto`` falls back to the previous checkpoint.
 
 Health: a checkpoint is ``healthy`` when no step since the previous checkpoint skipped an update for a
-non-finite loss or gradient. Each checkpoint records the step of the newest healthy one (``last_healthy``),
-and pruning never deletes that one, however many unhealthy checkpoints follow it."""
+non-finite loss or gradient, and ``confirmed`` once the next checkpoint is healthy too (the weights were still
+fine a whole interval later). Each checkpoint records the newest healthy (``last_healthy``) and confirmed
+(``confirmed``) steps, and pruning never deletes those two, however many unhealthy checkpoints follow. After a
+divergence, resuming starts from the confirmed one (the last healthy one if none is confirmed)."""
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +24,7 @@ import random
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -156,7 +158,7 @@ def _healthy_instead_of_diverged(found: Tuple[Path, Dict[str, Any]]) -> Tuple[Pa
     """``--resume auto`` after a divergence: continuing the diverged weights and bad-step streak would stop again
     at once, so the last healthy checkpoint is taken instead (an explicit ``--resume PATH`` takes any)."""
     path, state = found
-    healthy = state.get("last_healthy")
+    healthy = state.get("confirmed") if state.get("confirmed") is not None else state.get("last_healthy")
     if not state.get("diverged") or healthy is None:
         return found
     candidate = path.with_name(checkpoint_name(int(healthy)))
@@ -170,10 +172,11 @@ def _healthy_instead_of_diverged(found: Tuple[Path, Dict[str, Any]]) -> Tuple[Pa
     return better
 
 
-def prune(folder: "str | os.PathLike[str]", keep: int, protect: Optional[Path] = None) -> None:
-    """Delete all but the newest ``keep`` checkpoints, never ``protect`` (the last healthy one)."""
+def prune(folder: "str | os.PathLike[str]", keep: int, protect: Sequence[Path] = ()) -> None:
+    """Delete all but the newest ``keep`` checkpoints, never those in ``protect`` (the last healthy ones)."""
+    spared = {p.name for p in protect}
     for _, path in list_checkpoints(folder)[keep:]:
-        if protect is not None and path.name == protect.name:
+        if path.name in spared:
             continue
         try:
             path.unlink()

@@ -118,6 +118,7 @@ class Trainer:
         self.last_checkpoint_step = -1
         self.unhealthy = False  # a non-finite step since the last checkpoint
         self.last_healthy: Optional[int] = None  # step of the newest healthy checkpoint (never pruned)
+        self.confirmed: Optional[int] = None  # newest healthy checkpoint whose next interval was clean too (never pruned)
         self.train_seconds = 0.0  # training wall-clock time over all sessions (the --minutes budget)
         self.budget_minutes = 0.0  # the budget that `steps` was fitted to (0: not fitted)
         self.resumed_from = resume_path
@@ -169,6 +170,7 @@ class Trainer:
         healthy = bool(state.get("healthy", self.bad_streak == 0))  # version 1 files: judged by the streak
         self.unhealthy = not healthy
         self.last_healthy = self.step if healthy else state.get("last_healthy")
+        self.confirmed = state.get("confirmed")
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.budget_minutes = float(state.get("budget_minutes", 0.0))
 
@@ -201,18 +203,20 @@ class Trainer:
         t0 = time.perf_counter()
         local = {"rng": ckpt.rng_state(), "extra": self.method.extra_state()}
         ranks = dist_util.all_gather_objects(self.info, local)
-        self.last_checkpoint_step = self.step
+        previous, self.last_checkpoint_step = self.last_checkpoint_step, self.step
         healthy = not (self.unhealthy or diverged)
         self.unhealthy = False
         if healthy:
+            if self.last_healthy is not None and self.last_healthy == previous:
+                self.confirmed = previous  # the interval after it ended healthy as well
             self.last_healthy = self.step
         if not self.main:
             return None
         folder = ckpt.checkpoint_dir(self.out)
         state = self.state_dict(ranks)
-        state.update(healthy=healthy, last_healthy=self.last_healthy, diverged=diverged)
+        state.update(healthy=healthy, last_healthy=self.last_healthy, confirmed=self.confirmed, diverged=diverged)
         path = ckpt.save_atomic(state, folder / ckpt.checkpoint_name(self.step))
-        protect = folder / ckpt.checkpoint_name(self.last_healthy) if self.last_healthy is not None else None
+        protect = [folder / ckpt.checkpoint_name(s) for s in (self.last_healthy, self.confirmed) if s is not None]
         ckpt.prune(folder, int(self.cfg["keep"]), protect=protect)
         self.timings["checkpoint"].append(time.perf_counter() - t0)
         if self.logger:
@@ -429,13 +433,16 @@ class Trainer:
         head = (f"training diverged at step {self.step}: {self.bad_streak} steps in a row had non-finite losses or gradients "
                 f"(their updates were skipped; checkpoint {folder / ckpt.checkpoint_name(self.step)}, marked diverged).")
         lower = float(self.cfg["lr"]) / 10
-        if self.last_healthy is None:
+        # The interval after the last healthy checkpoint led into the divergence, so its weights may already be
+        # on the way up; the one before it was followed by a whole clean interval.
+        start = self.confirmed if self.confirmed is not None else self.last_healthy
+        if start is None:
             return (f"{head} No healthy checkpoint exists yet: start a new run with a lower learning rate, e.g. "
                     f"ganedit train {self.method.name} --data {self.cfg['data']} --out NEW_FOLDER --lr {lower:g}")
-        healthy = folder / ckpt.checkpoint_name(self.last_healthy)
-        return (f"{head} Continue from the last healthy checkpoint (step {self.last_healthy}) with a lower learning rate: "
-                f"ganedit train {self.method.name} --out {self.out} --resume {healthy} --lr {lower:g}  "
-                "(--resume auto picks it too)")
+        path = folder / ckpt.checkpoint_name(start)
+        return (f"{head} Continue from the last healthy checkpoint before it (step {start}) with a lower learning rate: "
+                f"ganedit train {self.method.name} --out {self.out} --resume {path} --lr {lower:g}  "
+                "(--resume auto picks the same checkpoint)")
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
