@@ -78,6 +78,25 @@ def test_signal_to_the_process_group_with_workers_checkpoints_exports_and_exits_
         assert torch.equal(value, state["ema"]["G"][key])
 
 
+def test_sigterm_to_torchrun_with_workers_checkpoints_and_exports(tmp_path, images):
+    out = tmp_path / "run"
+    args = ["-m", "ganedit", "train", "tinygan", "--data", str(images), "--out", str(out), "--batch", "4", "--steps", "100000",
+            "--log-every", "1", "--snapshot-every", "0", "--checkpoint-every", "0", *TINY_ARGS, "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
+                            env=sub_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _logged_steps(out) >= 3, proc, "training started", timeout=240)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopped by SIGTERM" in err and "DataLoader worker" not in err, err
+    assert 'File "' + str(Path(ganedit.__file__).parent) not in err  # no traceback from ganedit (torchrun prints its own)
+    state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[0][1])
+    assert state["world_size"] == 2 and ganedit.load(out / "model").checkpoint_meta["step"] == state["step"]
+
+
 def test_load_accepts_run_folders_and_training_checkpoints(tmp_path, images):
     out = tmp_path / "run"
     run_trainer(TinyGAN, out, images, batch=4, steps=3, checkpoint_every=2, snapshot_every=0)

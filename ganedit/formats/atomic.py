@@ -45,6 +45,17 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def remove_temporaries(folder: Path) -> None:
+    """Remove the temporary files (``.NAME.tmp-PID``) that a killed writer left in ``folder``."""
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.name.startswith(".") and ".tmp-" in entry.name and entry.is_file():
+                try:
+                    entry.unlink()
+                except OSError:
+                    pass
+
+
 def fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ganedit.errors import CheckpointError, ConfigError, GaneditError
+from ganedit.formats.atomic import remove_temporaries
 from ganedit.methods import get_method
 from ganedit.methods.base import Method
 from ganedit.train import checkpoint as ckpt
@@ -332,6 +333,7 @@ class Trainer:
         )
         if self.main:
             ckpt.remove_temporaries(ckpt.checkpoint_dir(self.out))
+            remove_temporaries(self.out / "model")  # a writer killed during an earlier export
             self.out.mkdir(parents=True, exist_ok=True)
             self._set_aside_newer_checkpoints()
             # Records past the starting step belong to a run that was killed (or, at step 0, never checkpointed).
