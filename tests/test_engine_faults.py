@@ -171,6 +171,7 @@ def test_minutes_budget_stops_with_model_and_fits_the_linear_decay(tmp_path, ima
     assert [r for r in rows if r.get("event") == "budget"][0]["steps"] == fitted
     state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[0][1])
     assert state["config"]["steps"] == fitted and state["budget_minutes"] == 0.04
+    assert json.loads((out / "train_config.json").read_text())["steps"] == fitted
     assert ganedit.load(out / "model").checkpoint_meta["step"] == trainer.step
 
     # Resuming continues the same budget (training time is summed over sessions): it is spent, one step more at most.

@@ -10,6 +10,7 @@ Examples:
   ganedit train tinygan --data synthetic:2000 --steps 500 --out runs/tiny
   ganedit train tinygan --data faces/ --batch 32 --set r1_gamma=5 --precision bf16
   ganedit train tinygan --data faces/ --out runs/tiny --resume auto      # continue after a stop or crash
+  ganedit train pix2pix --data x2y/aligned --minutes 30                    # wall-clock budget; lr decay fitted to it
   torchrun --nproc_per_node=2 -m ganedit train tinygan --data faces/ --batch 32   # 2 processes x 16
   ganedit train tinygan --data faces/ --dry-run                           # print the configuration
   ganedit train --list                                                    # the available methods
@@ -62,4 +63,5 @@ def register(cli: click.Group) -> None:
                 overrides[key] = value
         trainer = train(method, overrides, resume=resume, dry_run=dry_run)
         if trainer is not None and trainer.stopped_by and trainer.main:
-            click.echo(f"stopped by {trainer.stopped_by} at step {trainer.step}; resume with --resume auto", err=True)
+            done = "model/ written" if trainer.stopped_by.startswith("time budget") else "resume with --resume auto"
+            click.echo(f"stopped by {trainer.stopped_by} at step {trainer.step}; {done}", err=True)

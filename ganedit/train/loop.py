@@ -304,6 +304,8 @@ class Trainer:
             type(self.method)(self.cfg)  # recomputes derived keys in the shared cfg dict (no other effect)
             self.steps = total
             self.schedule.restore_base()
+        if self.main:
+            (self.out / "train_config.json").write_text(json.dumps(self.cfg, indent=2) + "\n")
         if self.logger is not None:
             self.logger.event(self.step, "budget", minutes=self.budget_minutes, steps=self.steps)
             self.logger.info(f"time budget {self.budget_minutes:g} min: about {self.steps} steps fit; the run and its "
