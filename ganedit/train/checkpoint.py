@@ -51,7 +51,7 @@ def _digest_into(h: "hashlib._Hash", value: Any) -> None:
     if isinstance(value, torch.Tensor):
         t = value.detach().to("cpu").contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the tensor's own buffer: no copy
     elif isinstance(value, dict):
         h.update(f"D{len(value)}".encode())
         for key, item in value.items():
