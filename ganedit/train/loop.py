@@ -122,6 +122,7 @@ class Trainer:
         self.confirmed: Optional[int] = None  # newest healthy checkpoint whose next interval was clean too (never pruned)
         self.train_seconds = 0.0  # training wall-clock time over all sessions (the --minutes budget)
         self.budget_minutes = 0.0  # the budget that `steps` was fitted to (0: not fitted)
+        self._session_start: Optional[float] = None  # perf_counter() when this session's loop began
         self.resumed_from = resume_path
         if resume is not None:
             self._restore(resume, resume_path)
@@ -278,7 +279,7 @@ class Trainer:
     # -- time budget -------------------------------------------------------------------------------------------
     def elapsed(self) -> float:
         """Training seconds so far, over every session of the run (start-up and data loading excluded)."""
-        started = getattr(self, "_session_start", None)
+        started = self._session_start
         return self.train_seconds + (time.perf_counter() - started if started is not None else 0.0)
 
     def _budget_proposal(self, budget: float, session_steps: int, first_step_done: float) -> float:
