@@ -234,22 +234,38 @@ def test_disk_full_during_checkpoint_and_export_is_one_clear_error(tmp_path, ima
     assert ckpt.load(out / "checkpoints" / ckpt.checkpoint_name(2))["sha256"] == good["sha256"]
 
 
-def test_file_size_limit_during_training_gives_one_line_and_no_temporaries(tmp_path, images):
-    """A real failing write (RLIMIT_FSIZE: EFBIG) inside torch.save, which would otherwise surface as torch's
-    opaque 'unexpected pos' RuntimeError."""
+def test_a_real_failing_write_inside_torch_save_is_reported_the_same_way(tmp_path, images):
+    """RLIMIT_FSIZE makes the kernel refuse the write (EFBIG) inside torch.save, which on its own surfaces as
+    torch's opaque 'unexpected pos' RuntimeError."""
     out = tmp_path / "run"
+    trainer = run_trainer(TinyGAN, out, images, batch=4, steps=2, snapshot_every=0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    trainer.step = 3
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, hard))  # checkpoints are ~200 kB
+        with pytest.raises(StorageError, match=r"step-000000003\.pt: cannot write: File too large \(about [\d,]+ bytes needed"):
+            trainer.checkpoint()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == [ckpt.checkpoint_name(2)]
 
-    def limit():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # checkpoints are ~200 kB
 
-    result = subprocess.run([sys.executable, "-m", "ganedit", "train", "tinygan", "--data", str(images), "--out", str(out),
-                             "--batch", "4", "--steps", "3", "--snapshot-every", "0", *TINY_ARGS],
-                            env=sub_env(), capture_output=True, text=True, timeout=120, preexec_fn=limit)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert re.search(r"error: \S+step-000000003\.pt: cannot write: File too large \(about [\d,]+ bytes needed", result.stderr)
-    assert list((out / "checkpoints").iterdir()) == []
+def test_cli_reports_a_full_disk_in_one_line(tmp_path, images, monkeypatch, capsys):
+    from ganedit.cli.main import main
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(SystemExit) as info:
+        main(["train", "tinygan", "--data", str(images), "--out", str(tmp_path / "run"), "--batch", "4", "--steps", "1",
+              "--snapshot-every", "0", *TINY_ARGS])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert re.match(r"error: \S+step-000000001\.pt: cannot write: No space left on device \(about [\d,]+ bytes needed", err[0])
+    assert list((tmp_path / "run" / "checkpoints").iterdir()) == []
 
 
 def test_keep_never_rotates_away_the_last_healthy_checkpoints(tmp_path, images):
