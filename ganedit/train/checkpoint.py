@@ -19,6 +19,7 @@ divergence, resuming starts from the confirmed one (the last healthy one if none
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import re
@@ -31,6 +32,8 @@ import torch
 
 from ganedit.errors import CheckpointError
 from ganedit.formats.atomic import write_atomic
+
+log = logging.getLogger(__name__)
 
 FORMAT = "ganedit-train"
 VERSION = 2  # 2: sha256 content digest (required), healthy / last_healthy; version 1 files still load
@@ -165,10 +168,10 @@ def _healthy_instead_of_diverged(found: Tuple[Path, Dict[str, Any]]) -> Tuple[Pa
     try:
         better = candidate, load(candidate)
     except CheckpointError as exc:
-        print(f"warning: {path.name} ended in divergence, and its last healthy checkpoint is unusable ({exc}); resuming the diverged one", file=sys.stderr)
+        log.warning(f"{path.name} ended in divergence, and its last healthy checkpoint is unusable ({exc}); resuming the diverged one")
         return found
-    print(f"warning: {path.name} ended in divergence: resuming from the last healthy checkpoint, {candidate.name} "
-          f"(give --resume {path} to continue the diverged one)", file=sys.stderr)
+    log.warning(f"{path.name} ended in divergence: resuming from the last healthy checkpoint, {candidate.name} "
+                f"(give --resume {path} to continue the diverged one)")
     return better
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -327,7 +328,7 @@ class Trainer:
         aside.mkdir(exist_ok=True)
         for path in newer:
             os.replace(path, aside / path.name)
-        print(f"warning: resuming from step {self.step}: moved {len(newer)} newer checkpoint(s) of this run to {aside}", file=sys.stderr)
+        logging.getLogger(__name__).warning(f"resuming from step {self.step}: moved {len(newer)} newer checkpoint(s) of this run to {aside}")
 
     def run(self) -> "Trainer":
         cfg, info = self.cfg, self.info
