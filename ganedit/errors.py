@@ -47,3 +47,7 @@ class DataError(GaneditError):
 
 class ConfigError(GaneditError):
     """Options that do not fit together or do not fit the model."""
+
+
+class StorageError(PathError):
+    """A file cannot be written: the disk (or quota, or file-size limit) is full."""

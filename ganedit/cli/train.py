@@ -12,6 +12,7 @@ Examples:
   ganedit train tinygan --data synthetic:2000 --steps 500 -o runs/tiny
   ganedit train tinygan --data faces/ --batch 32 --set r1_gamma=5 --precision bf16
   ganedit train tinygan --data faces/ --out runs/tiny --resume auto      # continue after a stop or crash
+  ganedit train pix2pix --data x2y/aligned --minutes 30                    # wall-clock budget; lr decay fitted to it
   torchrun --nproc_per_node=2 -m ganedit train tinygan --data faces/ --batch 32   # 2 processes x 16
   ganedit train tinygan --data faces/ --dry-run                           # print the configuration
   ganedit train --list                                                    # the available methods
@@ -67,6 +68,7 @@ def register(cli: click.Group) -> None:
     @click.option("--data", help="Training data: a folder, a zip, or a spec the method understands (synthetic:N).")
     @out_option("Run folder (checkpoints, logs, snapshots, model/). Default runs/METHOD.")
     @click.option("--steps", type=int, help="Total training steps (a resumed run stops at the same total).")
+    @click.option("--minutes", type=float, help="Wall-clock training budget: stop (checkpoint + model/) when spent; step-tied lr decay is fitted to it.")
     @click.option("--batch", type=int, help="GLOBAL batch per step, split evenly over torchrun processes.")
     @click.option("--lr", type=float, help="Base learning rate (the recipe's 'lr').")
     @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any configuration key; repeatable.")
@@ -103,4 +105,5 @@ def register(cli: click.Group) -> None:
                 overrides[key] = value
         trainer = train(method, overrides, resume=resume, dry_run=dry_run)
         if trainer is not None and trainer.stopped_by and trainer.main:
-            click.echo(f"stopped by {trainer.stopped_by} at step {trainer.step}; resume with --resume auto", err=True)
+            done = "model/ written" if trainer.stopped_by.startswith("time budget") else "resume with --resume auto"
+            click.echo(f"stopped by {trainer.stopped_by} at step {trainer.step}; {done}", err=True)

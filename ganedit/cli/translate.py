@@ -46,12 +46,14 @@ def _collect(inputs: Sequence[str], out: Path) -> List[Tuple[Path, Path]]:
 
 
 def load_translation_model(path: str, epoch: str = "latest"):
-    """A native ganedit folder, an official .pth file, or an official checkpoints/<name>/ folder."""
+    """A native ganedit folder, an official .pth file, an official checkpoints/<name>/ folder, or a ganedit
+    training run folder / checkpoint."""
     import ganedit
     from ganedit.formats.native import CONFIG_FILE
+    from ganedit.formats.training_run import is_run_folder
 
     p = Path(path)
-    if p.is_dir() and not (p / CONFIG_FILE).exists():
+    if p.is_dir() and not (p / CONFIG_FILE).exists() and not is_run_folder(p):
         from ganedit.formats.convert_translation import load_experiment
 
         return load_experiment(p, epoch)

@@ -73,12 +73,9 @@ def registered_models() -> Dict[str, type]:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    from ganedit.formats.atomic import write_bytes_atomic  # temporaries removed; a full disk is a StorageError
+
+    write_bytes_atomic(path, data)
 
 
 def save_model(model: torch.nn.Module, path: "str | os.PathLike[str]", meta: Optional[Dict[str, Any]] = None) -> Path:
@@ -137,10 +134,16 @@ def model_class(record: Dict[str, Any], where: "str | os.PathLike[str]") -> type
 
 
 def load_model(path: "str | os.PathLike[str]", map_location: str = "cpu") -> torch.nn.Module:
-    """Rebuild a model from a native folder; foreign official checkpoints are detected and converted."""
+    """Rebuild a model from a native folder; foreign official checkpoints are detected and converted; a training
+    run folder or training checkpoint gives the model its recipe exports (ganedit/formats/training_run.py)."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(path, "no such file or folder")
+    from ganedit.formats.training_run import load_training_run  # a run folder or a training checkpoint
+
+    trained = load_training_run(p, map_location)
+    if trained is not None:
+        return trained
     if p.is_file() and p.name != CONFIG_FILE:
         from ganedit.formats.foreign import convert_foreign
 

@@ -16,6 +16,7 @@ ENGINE_DEFAULTS: Dict[str, Any] = {
     "out": "",  # empty: runs/<method>
     "seed": 0,
     "steps": 10000,
+    "minutes": 0.0,  # > 0: wall-clock training budget; the run and its step-tied schedules end when it is spent
     "batch": 32,  # GLOBAL batch: every rank takes batch / world_size samples per step
     "lr": 0.002,
     "lr_schedule": "constant",  # constant | linear | cosine (decay from lr_decay_start to the last step)
@@ -40,7 +41,7 @@ ENGINE_DEFAULTS: Dict[str, Any] = {
 
 # Options that may differ on resume without a warning: they do not change what is computed.
 RUNTIME_KEYS = {
-    "out", "data", "steps", "device", "tf32", "workers", "checkpoint_every", "keep", "snapshot_every", "snapshot_n",
+    "out", "data", "steps", "minutes", "device", "tf32", "workers", "checkpoint_every", "keep", "snapshot_every", "snapshot_n",
     "log_every", "nan_patience", "tensorboard", "quiet",
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -129,6 +130,8 @@ def check(cfg: Mapping[str, Any]) -> None:
     for key in ("checkpoint_every", "snapshot_every", "log_every", "lr_warmup", "lr_decay_start", "workers"):
         if int(cfg[key]) < 0:
             raise ConfigError(f"{key} must be >= 0, got {cfg[key]}")
+    if not float(cfg["minutes"]) >= 0:  # also refuses nan
+        raise ConfigError(f"minutes must be >= 0 (0: no time budget), got {cfg['minutes']}")
     if int(cfg["keep"]) < 1:
         raise ConfigError(f"keep must be at least 1, got {cfg['keep']}")
     if int(cfg["nan_patience"]) < 1:

@@ -13,6 +13,7 @@ ranks or workers, nor on where a run was resumed."""
 from __future__ import annotations
 
 import random
+import signal
 from typing import Any, Iterator, List, Sequence, Tuple
 
 import numpy as np
@@ -91,9 +92,39 @@ class SeededItems(Dataset):
             torch.set_rng_state(saved[2])
 
 
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """DataLoader worker start-up: ignore SIGINT and SIGTERM, then unblock them (see ``start_workers``).
+
+    Ctrl-C in a terminal, ``kill -- -PGID`` and torchrun's SIGTERM reach every process of the group, workers
+    included. A worker that dies of it makes the trainer's next batch fail before the trainer can write its
+    checkpoint; ignoring them leaves the stop to the trainer, which shuts its workers down as it exits (and
+    torch's watchdog ends any worker whose parent is gone)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a signal pending since the fork is dropped
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def start_workers(loader: DataLoader) -> Iterator[Any]:
+    """``iter(loader)`` with SIGINT/SIGTERM blocked while the workers start: a worker inherits the blocked mask,
+    so a signal arriving before ``ignore_stop_signals`` runs in it stays pending and is then discarded. In this
+    process the signal is delivered (to the trainer's handler) as soon as the mask is restored."""
+    if loader.num_workers == 0 or not hasattr(signal, "pthread_sigmask"):
+        return iter(loader)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def make_loader(dataset: Dataset, sampler: ShardedBatchSampler, workers: int, pin: bool) -> DataLoader:
     """A DataLoader over ``sampler`` whose creation draws nothing from the global torch generator
-    (a private generator supplies the workers' base seed), so resuming does not shift any random stream."""
+    (a private generator supplies the workers' base seed), so resuming does not shift any random stream.
+    Its workers ignore SIGINT/SIGTERM (start them with ``start_workers``)."""
     return DataLoader(
         SeededItems(dataset),
         batch_sampler=sampler,
@@ -102,6 +133,7 @@ def make_loader(dataset: Dataset, sampler: ShardedBatchSampler, workers: int, pi
         generator=torch.Generator().manual_seed(sampler.seed),
         persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
+        worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
 
 

@@ -88,6 +88,16 @@ def any_rank(info: DistInfo, flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
+def agree_max(info: DistInfo, values: List[float]) -> List[float]:
+    """The element-wise maximum of ``values`` over ranks (one small all-reduce): the loop's per-step agreement
+    on stopping (a signal on any rank, rank 0's clock) and on rank 0's proposals."""
+    if not info.enabled:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
 def broadcast_parameters(info: DistInfo, modules: List[torch.nn.Module]) -> None:
     """Copy rank 0's parameters and buffers to the other ranks (identical start whatever the seeding)."""
     if not info.enabled:

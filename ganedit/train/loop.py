@@ -2,14 +2,17 @@
 
 One step: take this rank's share of the next global batch, set the learning rates for the step, run the
 method's ``train_step`` (its phases call ``ctx.optimize``), update EMA copies (rank 0), count images, apply
-the NaN/Inf guard, log, snapshot, checkpoint. SIGTERM/SIGINT finish the current step, write a checkpoint
-and return cleanly (a second signal acts as usual). At the end a final checkpoint and the inference model
-(``<out>/model``: config.json + model.safetensors, loadable with ``ganedit.load``) are written.
+the NaN/Inf guard, log, snapshot, checkpoint. Every way a run stops normally (``steps`` reached, the
+``minutes`` budget spent, SIGTERM/SIGINT to the trainer or to its whole process group) finishes the current
+step and writes a checkpoint and the inference model (``<out>/model``: config.json + model.safetensors,
+loadable with ``ganedit.load``); a second signal acts as usual. A diverged run writes a checkpoint only, and
+its error names the last healthy checkpoint to resume from.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -23,13 +26,14 @@ import numpy as np
 import torch
 
 from ganedit.errors import CheckpointError, ConfigError, GaneditError
+from ganedit.formats.atomic import remove_temporaries
 from ganedit.methods import get_method
 from ganedit.methods.base import Method
 from ganedit.train import checkpoint as ckpt
 from ganedit.train import distributed as dist_util
 from ganedit.train.config import resolve, resume_config
 from ganedit.train.context import TrainContext, _mix
-from ganedit.train.data import ShardedBatchSampler, make_loader, to_device
+from ganedit.train.data import ShardedBatchSampler, make_loader, start_workers, to_device
 from ganedit.train.ema import EMA
 from ganedit.train.logs import RunLogger
 from ganedit.train.schedules import LRSchedule
@@ -37,6 +41,16 @@ from ganedit.train.schedules import LRSchedule
 
 class TrainingDiverged(GaneditError):
     """Too many consecutive steps with non-finite losses or gradients."""
+
+
+class PeerLost(GaneditError):
+    """Another training process of the group died (or its connection broke) during a collective."""
+
+
+# Budget calibration: after this share of the budget (and at least CALIBRATION_STEPS steps), the steps that
+# fit in the rest are estimated from the measured speed, and step-tied schedules are fitted to them.
+CALIBRATION_SHARE = 0.05
+CALIBRATION_STEPS = 3
 
 
 def seed_all(seed: int) -> None:
@@ -104,6 +118,12 @@ class Trainer:
         self.images_seen = 0
         self.bad_streak = 0
         self.last_checkpoint_step = -1
+        self.unhealthy = False  # a non-finite step since the last checkpoint
+        self.last_healthy: Optional[int] = None  # step of the newest healthy checkpoint (never pruned)
+        self.confirmed: Optional[int] = None  # newest healthy checkpoint whose next interval was clean too (never pruned)
+        self.train_seconds = 0.0  # training wall-clock time over all sessions (the --minutes budget)
+        self.budget_minutes = 0.0  # the budget that `steps` was fitted to (0: not fitted)
+        self._session_start: Optional[float] = None  # perf_counter() when this session's loop began
         self.resumed_from = resume_path
         if resume is not None:
             self._restore(resume, resume_path)
@@ -150,6 +170,12 @@ class Trainer:
         self.images_seen = int(state["images_seen"])
         self.bad_streak = int(state.get("bad_streak", 0))
         self.last_checkpoint_step = self.step
+        healthy = bool(state.get("healthy", self.bad_streak == 0))  # version 1 files: judged by the streak
+        self.unhealthy = not healthy
+        self.last_healthy = self.step if healthy else state.get("last_healthy")
+        self.confirmed = state.get("confirmed")
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.budget_minutes = float(state.get("budget_minutes", 0.0))
 
     def state_dict(self, ranks: List[Dict[str, Any]]) -> Dict[str, Any]:
         epoch, index = self.sampler.position(self.step)
@@ -164,6 +190,8 @@ class Trainer:
             "dataset_len": len(self.dataset),  # type: ignore[arg-type]
             "world_size": self.info.world_size,
             "bad_streak": self.bad_streak,
+            "train_seconds": self.elapsed(),
+            "budget_minutes": self.budget_minutes,
             "config": dict(self.cfg),
             "nets": {name: net.state_dict() for name, net in self.nets.items()},
             "ema": self.ema.state_dict() if self.ema else {},
@@ -172,17 +200,27 @@ class Trainer:
             "ranks": ranks,
         }
 
-    def checkpoint(self) -> Optional[Path]:
-        """Write a training checkpoint (a collective: every rank must call it at the same step)."""
+    def checkpoint(self, diverged: bool = False) -> Optional[Path]:
+        """Write a training checkpoint (a collective: every rank must call it at the same step). It is healthy
+        when no step since the previous checkpoint was non-finite; the newest healthy one is never pruned."""
         t0 = time.perf_counter()
         local = {"rng": ckpt.rng_state(), "extra": self.method.extra_state()}
         ranks = dist_util.all_gather_objects(self.info, local)
-        self.last_checkpoint_step = self.step
+        previous, self.last_checkpoint_step = self.last_checkpoint_step, self.step
+        healthy = not (self.unhealthy or diverged)
+        self.unhealthy = False
+        if healthy:
+            if self.last_healthy is not None and self.last_healthy == previous:
+                self.confirmed = previous  # the interval after it ended healthy as well
+            self.last_healthy = self.step
         if not self.main:
             return None
         folder = ckpt.checkpoint_dir(self.out)
-        path = ckpt.save_atomic(self.state_dict(ranks), folder / ckpt.checkpoint_name(self.step))
-        ckpt.prune(folder, int(self.cfg["keep"]))
+        state = self.state_dict(ranks)
+        state.update(healthy=healthy, last_healthy=self.last_healthy, confirmed=self.confirmed, diverged=diverged)
+        path = ckpt.save_atomic(state, folder / ckpt.checkpoint_name(self.step))
+        protect = [folder / ckpt.checkpoint_name(s) for s in (self.last_healthy, self.confirmed) if s is not None]
+        ckpt.prune(folder, int(self.cfg["keep"]), protect=protect)
         self.timings["checkpoint"].append(time.perf_counter() - t0)
         if self.logger:
             self.logger.event(self.step, "checkpoint", path=str(path))
@@ -239,7 +277,59 @@ class Trainer:
             signal.signal(sig, handler)
         self._previous_handlers.clear()
 
+    # -- time budget -------------------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Training seconds so far, over every session of the run (start-up and data loading excluded)."""
+        started = self._session_start
+        return self.train_seconds + (time.perf_counter() - started if started is not None else 0.0)
+
+    def _budget_proposal(self, budget: float, session_steps: int, first_step_done: float) -> float:
+        """Rank 0's estimate of the total steps that fit in the budget, once enough of it is measured (0: not yet)."""
+        if not self.main or budget <= 0 or self.budget_minutes == float(self.cfg["minutes"]):
+            return 0.0
+        spent = self.elapsed()
+        if session_steps <= CALIBRATION_STEPS or spent < CALIBRATION_SHARE * budget:
+            return 0.0
+        per_step = (time.perf_counter() - first_step_done) / (session_steps - 1)  # the first step warms up
+        return float(self.step + max(1, int((budget - spent) / max(per_step, 1e-9))))
+
+    def fit_steps_to_budget(self, total: int) -> None:
+        """End the run, and every schedule tied to its length, at ``total`` steps (never beyond ``steps``).
+        ``lr_decay_start`` keeps its share of the run, and the recipe re-derives its own step-tied keys (pix2pix
+        and CycleGAN: ``decay_from * steps``) by building its configuration again, exactly as a resume does."""
+        self.budget_minutes = float(self.cfg["minutes"])
+        old = int(self.cfg["steps"])
+        total = min(max(total, self.step + 1), old)
+        if total < old:
+            self.cfg["steps"] = total
+            self.cfg["lr_decay_start"] = int(round(int(self.cfg["lr_decay_start"]) * total / old))
+            type(self.method)(self.cfg)  # recomputes derived keys in the shared cfg dict (no other effect)
+            self.steps = total
+            self.schedule.restore_base()
+        if self.main:
+            (self.out / "train_config.json").write_text(json.dumps(self.cfg, indent=2) + "\n")
+        if self.logger is not None:
+            self.logger.event(self.step, "budget", minutes=self.budget_minutes, steps=self.steps)
+            self.logger.info(f"time budget {self.budget_minutes:g} min: about {self.steps} steps fit; the run and its "
+                             f"learning-rate schedule end there (lr_decay_start {self.cfg['lr_decay_start']})")
+
     # -- the loop ------------------------------------------------------------------------------------------------
+    def _set_aside_newer_checkpoints(self) -> None:
+        """Resuming from an older checkpoint of this run (e.g. the last healthy one after a divergence): the
+        newer ones belong to the abandoned continuation. They move to checkpoints/abandoned-after-<step>/ so
+        that neither --resume auto nor pruning mixes them with the new ones."""
+        folder = ckpt.checkpoint_dir(self.out)
+        if self.resumed_from is None or Path(self.resumed_from).resolve().parent != folder.resolve():
+            return
+        newer = [path for step, path in ckpt.list_checkpoints(folder) if step > self.step]
+        if not newer:
+            return
+        aside = folder / f"abandoned-after-{self.step:09d}"
+        aside.mkdir(exist_ok=True)
+        for path in newer:
+            os.replace(path, aside / path.name)
+        logging.getLogger(__name__).warning(f"resuming from step {self.step}: moved {len(newer)} newer checkpoint(s) of this run to {aside}")
+
     def run(self) -> "Trainer":
         cfg, info = self.cfg, self.info
         self.sampler = ShardedBatchSampler(
@@ -247,7 +337,9 @@ class Trainer:
         )
         if self.main:
             ckpt.remove_temporaries(ckpt.checkpoint_dir(self.out))
+            remove_temporaries(self.out / "model")  # a writer killed during an earlier export
             self.out.mkdir(parents=True, exist_ok=True)
+            self._set_aside_newer_checkpoints()
             # Records past the starting step belong to a run that was killed (or, at step 0, never checkpointed).
             RunLogger.truncate_after(self.out, self.step if self.resumed_from is not None else -1)
             (self.out / "train_config.json").write_text(json.dumps(self.cfg, indent=2) + "\n")
@@ -259,17 +351,22 @@ class Trainer:
         if self.resumed_from is not None:
             log.event(self.step, "resume", path=str(self.resumed_from))
             log.info(f"resumed from {self.resumed_from} at step {self.step} ({self.images_seen} images)")
+        budget = float(cfg["minutes"]) * 60.0
         log.info(
             f"{self.method.name}: {len(self.dataset)} training items, global batch {self.global_batch} = "  # type: ignore[arg-type]
-            f"{info.world_size} process(es) x {self.global_batch // info.world_size}, {self.steps} steps, "
-            f"{cfg['precision']} on {info.device}, run folder {self.out}"
+            f"{info.world_size} process(es) x {self.global_batch // info.world_size}, {self.steps} steps"
+            + (f" or {cfg['minutes']:g} minutes" if budget > 0 else "")
+            + f", {cfg['precision']} on {info.device}, run folder {self.out}"
         )
-        loader = make_loader(self.dataset, self.sampler, int(cfg["workers"]), pin=info.device.type == "cuda")
-        batches = iter(loader)
+        # Handlers first, then the workers (which ignore SIGINT/SIGTERM): a Ctrl-C from now on is ours.
+        self._install_signals()
         log_every, snap_every, ckpt_every = int(cfg["log_every"]), int(cfg["snapshot_every"]), int(cfg["checkpoint_every"])
         patience = int(cfg["nan_patience"])
-        self._install_signals()
+        self._session_start = time.perf_counter()
+        session_steps, first_step_done = 0, 0.0
         try:
+            loader = make_loader(self.dataset, self.sampler, int(cfg["workers"]), pin=info.device.type == "cuda")
+            batches = start_workers(loader)
             if self.step == 0 and snap_every > 0:
                 self.snapshot()
             while self.step < self.steps:
@@ -286,16 +383,12 @@ class Trainer:
                     log.event(self.step, "fp16_overflow", phases=list(self.ctx.overflows))
                 if self.ctx.skipped:
                     self.bad_streak += 1
+                    self.unhealthy = True
                     log.event(self.step, "nonfinite", phases=list(self.ctx.skipped), streak=self.bad_streak)
                     log.warn(f"step {self.step}: non-finite loss or gradient in {', '.join(self.ctx.skipped)}; update skipped ({self.bad_streak} in a row)")
                     if self.bad_streak >= patience:
-                        path = self.checkpoint()
-                        raise TrainingDiverged(
-                            f"training stopped at step {self.step}: {self.bad_streak} steps in a row had non-finite losses or "
-                            f"gradients (updates were skipped, so the weights are the last good ones; checkpoint "
-                            f"{path or ckpt.checkpoint_dir(self.out)}). Try a lower --lr, --precision fp32, or a larger "
-                            f"nan_patience, then continue with --resume."
-                        )
+                        self.checkpoint(diverged=True)
+                        raise TrainingDiverged(self._divergence_advice())
                 else:
                     self.bad_streak = 0
                 log.step_done(outputs)
@@ -303,11 +396,18 @@ class Trainer:
                     log.flush_scalars(self.step, self.images_seen, {"lr_factor": lr_factor})
                 if snap_every and self.step % snap_every == 0:
                     self.snapshot()
-                stop = dist_util.any_rank(info, self._signal is not None)
-                if stop:
-                    self.stopped_by = self._signal or "peer"
+                session_steps += 1
+                if session_steps == 1:
+                    first_step_done = time.perf_counter()
+                over = budget > 0 and self.main and self.elapsed() >= budget
+                proposal = self._budget_proposal(budget, session_steps, first_step_done)
+                signalled, over, proposal = dist_util.agree_max(info, [float(self._signal is not None), float(over), proposal])
+                if proposal > 0:
+                    self.fit_steps_to_budget(int(proposal))
+                if signalled or over:
+                    self.stopped_by = (self._signal or "peer") if signalled else f"time budget ({cfg['minutes']:g} min)"
                     self.checkpoint()
-                    log.info(f"{self.stopped_by}: stopped after step {self.step}; checkpoint written, continue with --resume auto")
+                    self._export(f"{self.stopped_by}: stopped after step {self.step}; checkpoint written, continue with --resume auto")
                     log.event(self.step, "stopped", signal=self.stopped_by)
                     break
                 if ckpt_every and self.step % ckpt_every == 0:
@@ -316,14 +416,49 @@ class Trainer:
             else:
                 if self.last_checkpoint_step != self.step:
                     self.checkpoint()
-                if self.main:
-                    path = self.export()
-                    log.event(self.step, "export", path=str(path))
-                    log.info(f"done: {self.step} steps, {self.images_seen} images; model written to {path}")
+                self._export(f"done: {self.step} steps, {self.images_seen} images")
         finally:
+            self.train_seconds = self.elapsed()
+            self._session_start = None
             self._restore_signals()
             log.close()
         return self
+
+    def _export(self, message: str) -> None:
+        """Rank 0 writes ``model/`` (any stop leaves something every command can load) and reports it."""
+        if not self.main:
+            return
+        path = self.export()
+        assert self.logger is not None
+        self.logger.event(self.step, "export", path=str(path))
+        self.logger.info(f"{message}; model written to {path}")
+
+    def _divergence_advice(self) -> str:
+        """The error of a diverged run, with a command that continues from the last healthy checkpoint."""
+        folder = ckpt.checkpoint_dir(self.out)
+        head = (f"training diverged at step {self.step}: {self.bad_streak} steps in a row had non-finite losses or gradients "
+                f"(their updates were skipped; checkpoint {folder / ckpt.checkpoint_name(self.step)}, marked diverged).")
+        lower = float(self.cfg["lr"]) / 10
+        # The interval after the last healthy checkpoint led into the divergence, so its weights may already be
+        # on the way up; the one before it was followed by a whole clean interval.
+        start = self.confirmed if self.confirmed is not None else self.last_healthy
+        if start is None:
+            return (f"{head} No healthy checkpoint exists yet: start a new run with a lower learning rate, e.g. "
+                    f"ganedit train {self.method.name} --data {self.cfg['data']} --out NEW_FOLDER --lr {lower:g}")
+        path = folder / ckpt.checkpoint_name(start)
+        return (f"{head} Continue from the last healthy checkpoint before it (step {start}) with a lower learning rate: "
+                f"ganedit train {self.method.name} --out {self.out} --resume {path} --lr {lower:g}  "
+                "(--resume auto picks the same checkpoint)")
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+    """A collective that failed because a peer is gone (gloo/NCCL report it as RuntimeError subclasses)."""
+    dist_errors = tuple(getattr(torch.distributed, name) for name in ("DistError", "DistBackendError", "DistNetworkError")
+                        if hasattr(torch.distributed, name))
+    if isinstance(exc, dist_errors):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in ("gloo", "nccl", "connection", "closed by peer", "broken pipe", "timed out"))
 
 
 def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = None, dry_run: bool = False) -> Optional[Trainer]:
@@ -363,6 +498,15 @@ def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = Non
     try:
         trainer = Trainer(method_cls, cfg, state, path)
         return trainer.run()
+    except RuntimeError as exc:
+        if trainer is None or not trainer.info.enabled or not _is_peer_failure(exc):
+            raise
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise PeerLost(
+            f"process {trainer.info.rank} of {trainer.info.world_size}: another training process died or its connection "
+            f"broke at step {trainer.step} ({first}). Checkpoints are in {ckpt.checkpoint_dir(trainer.out)}: start every "
+            "process again with --resume auto."
+        ) from None
     finally:
         if trainer is not None:
             dist_util.shutdown(trainer.info)
