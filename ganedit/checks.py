@@ -27,22 +27,24 @@ MAX_DEPTH = 64
 @dataclass(frozen=True)
 class Range:
     """A number from ``low`` to ``high`` (either may be None = unbounded); ``integer`` requires an int;
-    ``above`` makes ``low`` exclusive (a learning rate must be > 0). Floats must always be finite."""
+    ``above`` makes ``low`` exclusive (a learning rate must be > 0), ``below`` makes ``high`` exclusive (an Adam
+    beta must be < 1). Floats must always be finite."""
 
     low: Optional[float] = None
     high: Optional[float] = None
     integer: bool = False
     above: bool = False
+    below: bool = False
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a finite number"
-        if self.low is not None and self.high is not None and not self.above:
+        if self.low is not None and self.high is not None and not self.above and not self.below:
             return f"{kind} from {_num(self.low)} to {_num(self.high)}"
         parts = []
         if self.low is not None:
             parts.append(f"{'>' if self.above else '>='} {_num(self.low)}")
         if self.high is not None:
-            parts.append(f"<= {_num(self.high)}")
+            parts.append(f"{'<' if self.below else '<='} {_num(self.high)}")
         return f"{kind} {' and '.join(parts)}".rstrip()
 
     def fits(self, value: Any) -> bool:
@@ -54,7 +56,7 @@ class Range:
             return False
         if self.low is not None and (value <= self.low if self.above else value < self.low):
             return False
-        return self.high is None or value <= self.high
+        return self.high is None or (value < self.high if self.below else value <= self.high)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class Each:
     max_len: int = MAX_DEPTH
 
     def describe(self) -> str:
-        return f"a list of {self.min_len} to {self.max_len} values, each {self.item.describe()}"
+        count = str(self.min_len) if self.min_len == self.max_len else f"{self.min_len} to {self.max_len}"
+        return f"a list of {count} values, each {self.item.describe()}"
 
     def fits(self, value: Any) -> bool:
         if not isinstance(value, (list, tuple)) or not self.min_len <= len(value) <= self.max_len:
@@ -135,6 +138,11 @@ class _Optional:
         return value is None or self.inner.fits(value)
 
 
+def adam_betas() -> Each:
+    """Adam's (beta1, beta2), each in [0, 1)."""
+    return Each(Range(0, 1, below=True), 2, 2)
+
+
 def probability() -> Range:
     return Range(0.0, 1.0)
 
@@ -147,5 +155,5 @@ def positive(integer: bool = False, high: Optional[float] = None) -> Range:
     return Range(1, high, integer=True) if integer else Range(0, high, above=True)
 
 
-__all__ = ["Range", "OneOf", "Each", "Limit", "check_value", "check_values", "channels", "side", "optional", "probability",
+__all__ = ["Range", "OneOf", "Each", "Limit", "check_value", "check_values", "channels", "side", "optional", "probability", "adam_betas",
            "non_negative", "positive", "MAX_IMAGE_SIDE", "MAX_CHANNELS", "MAX_DEPTH"]

@@ -37,6 +37,7 @@ def register(cli: click.Group) -> None:
     @click.option("--log-every", type=int, help="Steps between logged scalars (metrics.jsonl, TensorBoard).")
     @click.option("--workers", type=int, help="Data-loading worker processes per rank.")
     @click.option("--seed", type=int, help="Seed of weights, data order and noise.")
+    @click.option("--skip-bad", is_flag=True, default=None, help="Skip unreadable images (each replaced by the next readable one) and report how many, instead of stopping at the first.")
     @click.option("--quiet", is_flag=True, default=None, help="No progress bar or info lines (for CI).")
     @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and exit.")
     @click.option("--list", "list_methods", is_flag=True, help="List the available methods and exit.")

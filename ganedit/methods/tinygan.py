@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganedit.checks import channels as width, check_values, side
+from ganedit.checks import OneOf, Range, adam_betas, channels as width, check_values, side
 from ganedit.errors import ConfigError
 from ganedit.data.datasets import open_training_images
 from ganedit.formats.native import register_model
@@ -90,10 +90,14 @@ class TinyGAN(Method):
         "r1_every": 4,
         "ema_kimg": 1.0,
     }
+    limits = {
+        "size": side(8), "z_dim": width(), "channels": width(), "optimizer": OneOf(("adam", "sgd")),
+        "betas": adam_betas(), "r1_gamma": Range(0), "r1_every": Range(0, integer=True),
+    }
     ema_networks = ("G",)
 
     def build_data(self) -> torch.utils.data.Dataset:
-        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), default_count=1000, who="tinygan")
+        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), default_count=1000, who="tinygan", skip_bad=bool(self.cfg["skip_bad"]))
 
     def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
         c = self.cfg

@@ -29,7 +29,7 @@ from ganedit.train import checkpoint as ckpt
 from ganedit.train import distributed as dist_util
 from ganedit.train.config import resolve, resume_config
 from ganedit.train.context import TrainContext, _mix
-from ganedit.train.data import ShardedBatchSampler, make_loader, to_device
+from ganedit.train.data import ShardedBatchSampler, count_skipped, make_loader, to_device
 from ganedit.train.ema import EMA
 from ganedit.train.logs import RunLogger
 from ganedit.train.schedules import LRSchedule
@@ -103,6 +103,7 @@ class Trainer:
         self.step = 0
         self.images_seen = 0
         self.bad_streak = 0
+        self.bad_images = 0  # unreadable images skipped by this process (skip_bad)
         self.last_checkpoint_step = -1
         self.resumed_from = resume_path
         if resume is not None:
@@ -275,6 +276,7 @@ class Trainer:
             while self.step < self.steps:
                 t0 = time.perf_counter()
                 batch = to_device(next(batches), info.device)
+                self._note_bad_images(count_skipped(batch))
                 lr_factor = self.schedule.set(self.step)
                 self.ctx.begin(self.step, self.images_seen)
                 outputs = self.method.train_step(batch, self.ctx)
@@ -322,8 +324,18 @@ class Trainer:
                     log.info(f"done: {self.step} steps, {self.images_seen} images; model written to {path}")
         finally:
             self._restore_signals()
+            if self.bad_images:
+                log.warn(f"{self.bad_images} unreadable image read(s) skipped (--skip-bad; a bad file counts once per epoch), each replaced by the next readable image")
             log.close()
         return self
+
+    def _note_bad_images(self, count: int) -> None:
+        if not count or self.logger is None:
+            return
+        if not self.bad_images:
+            self.logger.warn(f"step {self.step}: skipping unreadable image(s) (--skip-bad); the total is reported at the end")
+        self.bad_images += count
+        self.logger.event(self.step, "bad_images", count=count, total=self.bad_images)
 
 
 def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = None, dry_run: bool = False) -> Optional[Trainer]:
