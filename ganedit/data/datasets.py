@@ -191,8 +191,12 @@ def open_training_images(spec: str, size: int, seed: int = 0, default_count: int
             count = int(spec.split(":")[1]) if ":" in spec else default_count
         except ValueError:
             raise DataError(f"{who}: bad synthetic spec {spec!r} (expected synthetic:N)") from None
+        from ganedit.checks import Range, check_value
+        from ganedit.data.synthetic.render import MAX_SIZE, MIN_SIZE
         from ganedit.metrics.groundtruth import training_images
 
+        check_value("size", size, Range(MIN_SIZE, MAX_SIZE, integer=True), f"{who}: synthetic data: ")
+        check_value("N", count, Range(1, 10**7, integer=True), f"{who}: {spec}: ")
         return TensorImages(training_images(count, size, seed))
     return open_image_dataset(spec, size=size, skip_bad=skip_bad)
 

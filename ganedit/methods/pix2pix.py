@@ -19,7 +19,7 @@ Example: ``ganedit train pix2pix --data synthetic:2000 --set netG=unet_64 --set 
 """
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -30,6 +30,8 @@ from torch import nn
 from ganedit.checks import OneOf, Range, check_value, check_values, probability, side
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
+
+log = logging.getLogger(__name__)
 
 GAN_MODES = ("vanilla", "lsgan", "wgangp")
 
@@ -126,8 +128,8 @@ def sync_batch_norm(net: nn.Module, device: torch.device, who: str) -> nn.Module
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(net)
     if dist.get_rank() == 0:
-        print(f"{who}: BatchNorm statistics are per process on CPU (no SyncBatchNorm); use --set norm=instance "
-              "for results that do not depend on the number of processes", file=sys.stderr)
+        log.warning(f"{who}: BatchNorm statistics are per process on CPU (no SyncBatchNorm); use --set norm=instance "
+                    "for results that do not depend on the number of processes")
     return net
 
 

@@ -7,10 +7,10 @@ the previous checkpoints untouched or the new one complete; stray temporary file
 start and never considered by ``--resume auto``, which also skips any file that fails to load."""
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from ganedit.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "ganedit-train"
 VERSION = 1
@@ -105,7 +107,7 @@ def find_latest(folder: "str | os.PathLike[str]", warn: bool = True) -> Optional
             return path, load(path)
         except CheckpointError as exc:
             if warn:
-                print(f"warning: skipping unusable checkpoint {exc}", file=sys.stderr)
+                log.warning(f"skipping unusable checkpoint {exc}")
     return None
 
 

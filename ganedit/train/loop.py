@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,6 +33,8 @@ from ganedit.train.data import ShardedBatchSampler, count_skipped, make_loader, 
 from ganedit.train.ema import EMA
 from ganedit.train.logs import RunLogger
 from ganedit.train.schedules import LRSchedule
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(GaneditError):
@@ -132,7 +134,7 @@ class Trainer:
         if self.ema is not None:
             absent = self.ema.load_state_dict(state.get("ema", {}))
             for name in absent:
-                print(f"warning: {where} has no EMA copy of {name}; it restarts from the network", file=sys.stderr)
+                log.warning(f"{where} has no EMA copy of {name}; it restarts from the network")
         self.ctx.load_state_dict(state.get("ctx", {}))
         ranks = state["ranks"]
         if len(ranks) == self.info.world_size:
@@ -141,10 +143,9 @@ class Trainer:
         else:
             mine = ranks[0]
             if self.main:
-                print(
-                    f"warning: {where} was written by {len(ranks)} process(es), this run has {self.info.world_size}: "
-                    "random streams restart (the data order continues exactly)",
-                    file=sys.stderr,
+                log.warning(
+                    f"{where} was written by {len(ranks)} process(es), this run has {self.info.world_size}: "
+                    "random streams restart (the data order continues exactly)"
                 )
         self.method.load_extra_state(mine.get("extra", {}))
         self.step = int(state["step"])
@@ -351,9 +352,8 @@ def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = Non
             raise CheckpointError(path, f"was written by method {state.get('method')!r}, not {method_cls.name!r}")
         cfg, changed = resume_config(method_cls, state["config"], overrides)
         if changed and not dry_run:
-            print(
-                f"warning: resuming with changed options ({', '.join(changed)}); the continuation differs from an "
-                "uninterrupted run", file=sys.stderr,
+            log.warning(
+                f"resuming with changed options ({', '.join(changed)}); the continuation differs from an uninterrupted run"
             )
     elif resume and resume != "auto":
         raise CheckpointError(resume, "no checkpoint to resume from")
@@ -370,7 +370,7 @@ def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = Non
         print(json.dumps(cfg, indent=2))
         return None
     if found is None and resume == "auto" and not cfg["quiet"] and int(os.environ.get("RANK", "0")) == 0:
-        print(f"no checkpoint in {ckpt.checkpoint_dir(cfg['out'])}: starting a new run", file=sys.stderr)
+        log.info(f"no checkpoint in {ckpt.checkpoint_dir(cfg['out'])}: starting a new run")
     trainer = None
     try:
         trainer = Trainer(method_cls, cfg, state, path)
