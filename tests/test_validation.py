@@ -237,3 +237,14 @@ def test_eval_refuses_broken_symlinks_for_every_metric(kind, metric, tmp_path, c
     code, out, err = _cli(["eval", tmp_path / "a", tmp_path / "b", "--metrics", metric], capsys)
     assert code == 2, out
     assert "extra.png: broken symbolic link" in err
+
+
+def test_a_huge_resize_target_is_refused_before_allocating(tmp_path):
+    from ganedit.data.io import read_image, write_image
+
+    write_image(torch.zeros(1, 3, 8, 8), tmp_path / "x.png")
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"resize target 1048576x1048576 is larger than ganedit resizes to"):
+        read_image(tmp_path / "x.png", 2**20, allow_upscale=True)
+    assert time.perf_counter() - t0 < 5
+    assert read_image(tmp_path / "x.png", 16, allow_upscale=True).shape == (1, 3, 16, 16)
