@@ -39,7 +39,8 @@ class _ConsoleHandler(logging.Handler):
 
 def configure(verbosity: int = 0) -> None:
     """Show ganedit's log on stderr at a level chosen by ``verbosity`` (-2 .. 1, clamped); idempotent.
-    Python warnings (``warnings.warn``) are routed to the same output."""
+    Python warnings (``warnings.warn``) are routed to the same output. Records still propagate to the root
+    logger, which the CLI leaves without handlers, so an embedding program's own handlers keep working."""
     level = LEVELS[max(-2, min(1, verbosity))]
     logger = logging.getLogger(ROOT)
     for handler in [h for h in logger.handlers if isinstance(h, _ConsoleHandler)]:
@@ -47,13 +48,11 @@ def configure(verbosity: int = 0) -> None:
     handler = _ConsoleHandler()
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
     logging.captureWarnings(True)
     py_warnings = logging.getLogger("py.warnings")
     for old in [h for h in py_warnings.handlers if isinstance(h, _ConsoleHandler)]:
         py_warnings.removeHandler(old)
     py_warnings.addHandler(_WarningsHandler(level))
-    py_warnings.propagate = False
 
 
 class _WarningsHandler(_ConsoleHandler):

@@ -161,13 +161,9 @@ def test_cli_verbosity_flags_control_library_messages(tmp_path, capsys):
         code, err = _cli(["-qq", *_train_args(tmp_path / "b"), "--resume", "auto", "--steps", "4", "--set", "r1_gamma=3"], capsys)
         assert code == 0 and "warning" not in err
     finally:
-        from ganedit.log import configure
-
-        configure(0)
-        logging.getLogger("ganedit").propagate = True
         logging.getLogger("ganedit").handlers.clear()
+        logging.getLogger("ganedit").setLevel(logging.NOTSET)
         logging.getLogger("py.warnings").handlers.clear()
-        logging.getLogger("py.warnings").propagate = True
         logging.captureWarnings(False)
 
 
