@@ -20,11 +20,16 @@ from ganedit.errors import GaneditError
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(ganedit.__version__, prog_name="ganedit")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="Also show debug messages.")
+@click.option("-q", "--quiet", count=True, help="Hide info messages (-qq: warnings too); results and errors still show.")
+def cli(verbose: int, quiet: int) -> None:
     """ganedit: edit real images with GANs (Swapping Autoencoder, pix2pix, CycleGAN, StyleGAN2).
 
     Every subcommand has --help with an example. Start with `ganedit demo`.
     """
+    from ganedit.log import configure
+
+    configure(verbose - quiet)
 
 
 def _register_subcommands() -> None:

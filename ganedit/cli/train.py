@@ -81,6 +81,7 @@ def register(cli: click.Group) -> None:
     @click.option("--log-every", type=int, help="Steps between logged scalars (metrics.jsonl, TensorBoard).")
     @click.option("--workers", type=click.IntRange(0), help=WORKERS_HELP.replace(").", ") per rank."))
     @click.option("--seed", type=int, help="Seed of weights, data order and noise.")
+    @click.option("--skip-bad", is_flag=True, default=None, help="Skip unreadable images (each replaced by the next readable one) and report how many, instead of stopping at the first.")
     @quiet_option("No progress bar or info lines (for CI).", default=None)
     @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and exit.")
     @click.option("--list", "list_methods", is_flag=True, help="List the available methods and exit.")

@@ -180,10 +180,10 @@ class TensorImages(Dataset):
         return self.images[index]
 
 
-def open_training_images(spec: str, size: int, seed: int = 0, default_count: int = 4000, who: str = "train") -> Dataset:
+def open_training_images(spec: str, size: int, seed: int = 0, default_count: int = 4000, who: str = "train", skip_bad: bool = False) -> Dataset:
     """The unconditional training data of a recipe: ``synthetic[:N]`` is the first N training images of the built-in
     world for ``seed`` (what ``ganedit data synth --seed`` writes; disjoint from the held-out pairs of
-    ganedit.metrics.groundtruth), rendered into memory; anything else is a folder or zip resized to ``size``."""
+    ganedit.metrics.groundtruth), rendered into memory; anything else is a folder or zip resized to ``size`` (``skip_bad``: see the module docstring)."""
     if not spec:
         raise DataError(f"{who}: no training data given (use --data FOLDER|ZIP|synthetic:N)")
     if spec.split(":")[0] == "synthetic":
@@ -191,10 +191,14 @@ def open_training_images(spec: str, size: int, seed: int = 0, default_count: int
             count = int(spec.split(":")[1]) if ":" in spec else default_count
         except ValueError:
             raise DataError(f"{who}: bad synthetic spec {spec!r} (expected synthetic:N)") from None
+        from ganedit.checks import Range, check_value
+        from ganedit.data.synthetic.render import MAX_SIZE, MIN_SIZE
         from ganedit.metrics.groundtruth import training_images
 
+        check_value("size", size, Range(MIN_SIZE, MAX_SIZE, integer=True), f"{who}: synthetic data: ")
+        check_value("N", count, Range(1, 10**7, integer=True), f"{who}: {spec}: ")
         return TensorImages(training_images(count, size, seed))
-    return open_image_dataset(spec, size=size)
+    return open_image_dataset(spec, size=size, skip_bad=skip_bad)
 
 
 # ------------------------------------------------------------------------------------------- paired / unaligned

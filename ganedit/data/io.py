@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ganedit.errors import ImageError
+from ganedit.errors import ConfigError, ImageError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -264,6 +264,9 @@ def _target_hw(size: Size) -> Optional[Tuple[int, int]]:
         h, w = (int(s) for s in size)
     if h <= 0 or w <= 0:
         raise ValueError(f"size must be positive, got {size!r}")
+    if h * w > DEFAULT_MAX_PIXELS:
+        # A resize target is allocated in full: refuse it here rather than with a MemoryError deep in Pillow.
+        raise ConfigError(f"resize target {w}x{h} is larger than ganedit resizes to ({DEFAULT_MAX_PIXELS} pixels, e.g. 8192x8192)")
     return h, w
 
 

@@ -12,11 +12,11 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 
 import torch
 
-from ganedit.errors import CheckpointError
+from ganedit.errors import CheckpointError, ConfigError
 
 FORMAT_NAME = "ganedit"
 FORMAT_VERSION = 1
@@ -113,8 +113,13 @@ def read_config(path: "str | os.PathLike[str]") -> Dict[str, Any]:
         raise CheckpointError(config_path, f"config is not valid JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
         raise CheckpointError(config_path, "not a ganedit config (missing \"format\": \"ganedit\")")
-    if int(record.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(config_path, f"format version {record['format_version']} is newer than this ganedit supports ({FORMAT_VERSION})")
+    version = record.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CheckpointError(config_path, f"format_version={version!r}: must be an integer from 0 to {FORMAT_VERSION}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(config_path, f"format version {version} is newer than this ganedit supports ({FORMAT_VERSION})")
+    if not isinstance(record.get("config", {}), dict):
+        raise CheckpointError(config_path, "\"config\" must be an object of constructor arguments")
     return record
 
 
@@ -151,16 +156,57 @@ def load_model(path: "str | os.PathLike[str]", map_location: str = "cpu") -> tor
     folder = p if p.is_dir() else p.parent
     record = read_config(folder)
     cls = model_class(record, folder)
-    try:
-        model = cls(**record.get("config", {}))
-    except TypeError as exc:
-        raise CheckpointError(folder / CONFIG_FILE, f"config does not fit {cls.__name__}: {exc}") from None
-    weights = folder / WEIGHTS_FILE
+    config, config_path, weights = record.get("config", {}), folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    # A config is checked against the weights' header before anything real is built: a config that asks for a
+    # bigger (or different) network than the file holds is refused without allocating it.
+    check_config_fits_weights(cls, config, config_path, weights)
+    model = build_from_config(cls, config, config_path)
     state = load_safetensors(weights, map_location)
     load_state_dict_checked(model, state, weights)
     model.eval()
     model.checkpoint_meta = record.get("meta", {})  # type: ignore[attr-defined]
     return model
+
+
+def build_from_config(cls: type, config: Dict[str, Any], config_path: Path, device: Optional[str] = None) -> torch.nn.Module:
+    """``cls(**config)`` (on ``device``, e.g. "meta" to allocate nothing); any failure is a CheckpointError naming
+    the config file: the model's own range checks (ConfigError) first, torch's complaints as a fallback."""
+    try:
+        if device is None:
+            return cls(**config)
+        with torch.device(device):
+            return cls(**config)
+    except ConfigError as exc:
+        raise CheckpointError(config_path, f"bad config for {cls.__name__}: {exc}") from None
+    except TypeError as exc:
+        raise CheckpointError(config_path, f"config does not fit {cls.__name__}: {exc}") from None
+    except (ValueError, RuntimeError, RecursionError, OverflowError, MemoryError) as exc:
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise CheckpointError(config_path, f"cannot build {cls.__name__} from this config ({type(exc).__name__}: {text})") from None
+
+
+def weights_header(path: Path) -> Dict[str, Tuple[int, ...]]:
+    """Tensor shapes of a safetensors file, read from its header only (no tensor data is loaded)."""
+    from safetensors import safe_open
+
+    if not path.exists():
+        raise CheckpointError(path, "weights file is missing")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
+        raise CheckpointError(path, f"cannot read safetensors weights ({exc})") from None
+
+
+def check_config_fits_weights(cls: type, config: Dict[str, Any], config_path: Path, weights: Path) -> None:
+    """Build ``cls(**config)`` on the meta device (shapes only, no memory) and compare its state dict with the
+    shapes in the weights file's header; a mismatch is a CheckpointError naming both files."""
+    shapes = weights_header(weights)
+    probe = build_from_config(cls, config, config_path, device="meta")
+    header = {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
+    problem = state_dict_mismatch(probe.state_dict(), header)
+    if problem:
+        raise CheckpointError(config_path, f"this config does not describe the network stored in {weights.name}: {problem}")
 
 
 def load_safetensors(path: Path, map_location: str = "cpu") -> Dict[str, torch.Tensor]:

@@ -44,7 +44,8 @@ How to write a recipe (``tinygan.py`` is the smallest complete example)::
 Rules that keep runs exact (resume is bit-identical on CPU, N processes equal 1 process):
 
 * **Configuration.** ``defaults`` lists every hyper-parameter of the recipe with a value of the right type
-  (the CLI's ``--set key=value`` is parsed and type-checked against it). Keys that the engine also knows
+  (the CLI's ``--set key=value`` is parsed and type-checked against it); ``limits`` gives each key's allowed
+  values (``ganedit.checks``: ``Range``, ``OneOf``, ``Each``), checked before anything is built. Keys that the engine also knows
   (``batch``, ``steps``, ``lr``, ``lr_schedule``, ``ema_kimg`` ...) override the engine's defaults. The
   merged, resolved configuration is ``self.cfg`` (a plain JSON-serialisable dict, stored in every checkpoint).
 * **Batch.** ``cfg["batch"]`` is the *global* batch; ``train_step`` receives this rank's share of it
@@ -77,10 +78,12 @@ Rules that keep runs exact (resume is bit-identical on CPU, N processes equal 1 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar, ContextManager, Dict, Iterable, Optional, Tuple, Union
+from typing import Any, ClassVar, ContextManager, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
+
+from ganedit.checks import Limit, check_values
 
 Networks = Dict[str, nn.Module]
 Optimizers = Dict[str, torch.optim.Optimizer]
@@ -157,6 +160,9 @@ class Method:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     defaults: ClassVar[Dict[str, Any]] = {}
+    # Allowed values of the recipe's keys (ganedit.checks), checked with the whole configuration before any data
+    # is read or network built; cross-key rules go in check_config.
+    limits: ClassVar[Mapping[str, Limit]] = {}
     ema_networks: ClassVar[Tuple[str, ...]] = ()
     snapshot_columns: ClassVar[int] = 8
 
@@ -166,6 +172,11 @@ class Method:
         self.nets: Networks = {}
         self.opts: Optimizers = {}
         self.ema: Networks = {}
+
+    @classmethod
+    def check_config(cls, cfg: Mapping[str, Any]) -> None:
+        """Raise ConfigError naming the key and its allowed values when ``cfg`` cannot work. Default: ``limits``."""
+        check_values(cfg, cls.limits, f"{cls.name}: ")
 
     # -- required ------------------------------------------------------------------------------------------
     def build_data(self) -> torch.utils.data.Dataset:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
-from ganedit.methods.pix2pix import decay_start, gan_loss, plain_copy, synthetic_count, synthetic_pairs, transform_for
+from ganedit.methods.pix2pix import check_translation_config, decay_start, gan_loss, plain_copy, synthetic_count, synthetic_pairs, transform_for
 from ganedit.nn.global_batch import dropout_noise, make_world_size_invariant
 
 
@@ -91,7 +91,8 @@ def open_unpaired_data(cfg: Dict[str, Any]) -> torch.utils.data.Dataset:
     root = Path(spec)
     if not root.is_dir():
         raise DataError(f"{spec}: not a folder (cyclegan reads a folder with {cfg['phase']}A/ and {cfg['phase']}B/, or synthetic:N)")
-    return UnalignedDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=int(cfg["seed"]))
+    return UnalignedDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=int(cfg["seed"]),
+                            skip_bad=bool(cfg["skip_bad"]))
 
 
 class CycleGAN(Method):
@@ -127,6 +128,10 @@ class CycleGAN(Method):
         "flip": True,
         "snapshot_n": 8,
     }
+
+    @classmethod
+    def check_config(cls, cfg: Dict[str, Any]) -> None:
+        check_translation_config(cfg, cls.name)
     snapshot_columns = 6  # (A, G_A(A), G_B(G_A(A)), B, G_B(B), G_A(G_B(B))) per row
 
     def __init__(self, cfg: Dict[str, Any]) -> None:

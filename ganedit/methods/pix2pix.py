@@ -22,6 +22,7 @@ Example: ``ganedit train pix2pix --data synthetic:2000 --steps 4000``.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -29,9 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganedit.checks import OneOf, Range, check_value, check_values, probability, side
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
 from ganedit.nn.global_batch import GlobalBatchNorm2d, SharedNoiseDropout, dropout_noise, make_world_size_invariant
+
+log = logging.getLogger(__name__)
 
 GAN_MODES = ("vanilla", "lsgan", "wgangp")
 
@@ -110,8 +114,10 @@ def open_paired_data(cfg: Dict[str, Any]) -> torch.utils.data.Dataset:
         raise DataError(f"{spec}: not a folder (pix2pix reads an aligned A|B folder, a folder with A/ and B/, or synthetic:N)")
     seed = int(cfg["seed"])
     if (root / "A").is_dir() and (root / "B").is_dir():
-        return PairedFolderDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=seed)
-    return AlignedDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=seed)
+        return PairedFolderDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=seed,
+                                   skip_bad=bool(cfg["skip_bad"]))
+    return AlignedDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=seed,
+                          skip_bad=bool(cfg["skip_bad"]))
 
 
 def plain_copy(net: nn.Module) -> nn.Module:
@@ -123,6 +129,39 @@ def plain_copy(net: nn.Module) -> nn.Module:
     copy = registered_models()[net.model_type](**net.config)  # type: ignore[attr-defined]
     copy.load_state_dict(net.state_dict())
     return copy
+
+
+def translation_limits() -> Dict[str, Any]:
+    """Allowed values of the keys pix2pix and CycleGAN share (imported late: the networks load only when used)."""
+    from ganedit.data.transforms import PREPROCESS_MODES
+    from ganedit.models.pix2pix import NORMS, TRANSLATION_LIMITS as NET
+
+    return {
+        "netD": OneOf(("basic", "n_layers", "pixel")), "n_layers_D": NET["n_layers"], "ngf": NET["ngf"], "ndf": NET["ndf"],
+        "norm": OneOf(NORMS), "use_dropout": OneOf((True, False)), "input_nc": NET["input_nc"], "output_nc": NET["output_nc"],
+        "init_gain": NET["init_gain"], "gan_mode": OneOf(GAN_MODES), "lambda_L1": Range(0), "lambda_A": Range(0),
+        "lambda_B": Range(0), "lambda_identity": Range(0), "pool_size": Range(0, 1 << 20, integer=True),
+        "beta1": Range(0, 1, below=True), "decay_from": probability(), "direction": OneOf(("AtoB", "BtoA")),
+        "load_size": side(), "crop_size": side(), "preprocess": OneOf(PREPROCESS_MODES), "flip": OneOf((True, False)),
+    }
+
+
+def check_translation_config(cfg: Dict[str, Any], who: str) -> None:
+    """The keys pix2pix and CycleGAN share, and the generator name, parsed without building anything."""
+    from ganedit.models.pix2pix import TRANSLATION_LIMITS as NET, unet_num_downs
+
+    check_values(cfg, translation_limits(), f"{who}: ")
+    net = cfg["netG"]
+    if isinstance(net, str) and net.startswith("unet_"):
+        check_value("netG depth", unet_num_downs(net), NET["num_downs"], f"{who}: {net}: ")
+    elif isinstance(net, str) and net.startswith("resnet_") and net.endswith("blocks"):
+        try:
+            blocks = int(net[len("resnet_"):-len("blocks")])
+        except ValueError:
+            raise ConfigError(f"{who}: netG={net!r}: not a ResNet generator name (e.g. resnet_9blocks)") from None
+        check_value("netG blocks", blocks, NET["n_blocks"], f"{who}: {net}: ")
+    else:
+        raise ConfigError(f"{who}: netG={net!r}: must be unet_<size> (unet_256, unet_128, ...) or resnet_<n>blocks")
 
 
 class Pix2Pix(Method):
@@ -155,6 +194,10 @@ class Pix2Pix(Method):
         "flip": True,
         "snapshot_n": 8,
     }
+
+    @classmethod
+    def check_config(cls, cfg: Dict[str, Any]) -> None:
+        check_translation_config(cfg, cls.name)
     snapshot_columns = 6  # two (A, G(A), B) triplets per row
 
     def __init__(self, cfg: Dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import nn
 
+from ganedit.checks import MAX_DEPTH, Range, adam_betas, channels, probability, side
 from ganedit.errors import ConfigError
 from ganedit.losses.stylegan2 import d_logistic_loss, g_nonsaturating_loss, path_length_penalty, r1_penalty
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
@@ -54,6 +55,13 @@ class StyleGAN2Method(Method):
         "ema_kimg": 5.0,
         "mbstd_layout": "contiguous",  # minibatch-stddev groups of consecutive samples; "strided" = official
     }
+    limits = {
+        "size": side(4), "style_dim": channels(), "n_mlp": Range(0, MAX_DEPTH, integer=True),
+        "channel_base": Range(1, None, integer=True), "channel_max": channels(), "lr_mlp": Range(0, None, above=True),
+        "betas": adam_betas(), "r1_gamma": Range(), "r1_every": Range(0, integer=True),  # r1_gamma < 0: automatic
+        "pl_weight": Range(0), "pl_every": Range(0, integer=True), "pl_batch_shrink": Range(1, integer=True),
+        "pl_decay": probability(), "mixing": probability(),
+    }
     ema_networks = ("G",)
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
@@ -67,7 +75,7 @@ class StyleGAN2Method(Method):
     def build_data(self) -> torch.utils.data.Dataset:
         from ganedit.data.datasets import open_training_images
 
-        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), who="stylegan2")
+        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), who="stylegan2", skip_bad=bool(self.cfg["skip_bad"]))
 
     def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
         c = self.cfg

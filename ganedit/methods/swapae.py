@@ -63,10 +63,12 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import nn
 
+from ganedit.checks import OneOf, Range, adam_betas, channels, side
 from ganedit.errors import ConfigError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
 from ganedit.data.datasets import open_training_images
 from ganedit.models.swapae import SwappingAutoencoder
+from ganedit.models.swapae.model import OFFICIAL_PRESETS
 from ganedit.models.swapae import losses as L
 from ganedit.models.swapae.discriminators import rounded_log2
 from ganedit.models.swapae.recolor import PARAMS, recolor
@@ -102,10 +104,24 @@ class SwapAE(Method):
         "batch_layout": "pairs",  # which images feed the D and G steps (module docstring); "halves" = official
         "snapshot_every": 500,
     }
+    limits = {
+        "size": side(16), "preset": OneOf(("",) + tuple(OFFICIAL_PRESETS)), "width": channels(),
+        "structure_channels": channels(), "structure_downsampling": Range(0, 12, integer=True), "texture_channels": channels(),
+        "betas": adam_betas(), "lambda_L1": Range(0), "lambda_GAN": Range(0), "lambda_PatchGAN": Range(0), "lambda_R1": Range(0),
+        "lambda_patch_R1": Range(0), "lambda_color_swap": Range(0), "color_swap_warp": Range(0), "r1_every": Range(0, integer=True),
+        "patch_num_crops": Range(1, 1024, integer=True), "patch_min_scale": Range(0, 1, above=True),
+        "patch_max_scale": Range(0, 1, above=True), "patch_use_aggregation": OneOf((True, False)), "hflip": OneOf((True, False)),
+    }
+
+    @classmethod
+    def check_config(cls, cfg: Dict[str, Any]) -> None:
+        super().check_config(cfg)
+        if cfg["patch_min_scale"] > cfg["patch_max_scale"]:
+            raise ConfigError(f"swapae: patch_min_scale={cfg['patch_min_scale']} must not exceed patch_max_scale={cfg['patch_max_scale']}")
     snapshot_columns = 8
 
     def build_data(self) -> torch.utils.data.Dataset:
-        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), who="swapae")
+        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), who="swapae", skip_bad=bool(self.cfg["skip_bad"]))
 
     def weights(self) -> L.LossWeights:
         c = self.cfg

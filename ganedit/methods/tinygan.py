@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganedit.checks import OneOf, Range, adam_betas, channels as width, check_values, side
 from ganedit.errors import ConfigError
 from ganedit.data.datasets import open_training_images
 from ganedit.formats.native import register_model
@@ -23,6 +24,7 @@ from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval
 
 
 def _levels(size: int) -> int:
+    check_values({"size": size}, {"size": side(8)}, "tinygan: ")
     if size < 8 or size & (size - 1):
         raise ConfigError(f"tinygan: size must be a power of two >= 8, got {size}")
     return int(math.log2(size)) - 2  # 4x4 -> size x size
@@ -34,6 +36,7 @@ class Generator(nn.Module):
 
     def __init__(self, size: int = 32, z_dim: int = 64, channels: int = 64) -> None:
         super().__init__()
+        check_values({"z_dim": z_dim, "channels": channels}, {"z_dim": width(), "channels": width()}, "tinygan: ")
         self.size, self.z_dim, self.channels = size, z_dim, channels
         self.fc = nn.Linear(z_dim, channels * 16)
         self.blocks = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(_levels(size)))
@@ -59,6 +62,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, size: int = 32, channels: int = 64) -> None:
         super().__init__()
+        check_values({"channels": channels}, {"channels": width()}, "tinygan: ")
         self.from_rgb = nn.Conv2d(3, channels, 1)
         self.blocks = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(_levels(size)))
         self.fc = nn.Linear(channels * 16, 1)
@@ -86,10 +90,14 @@ class TinyGAN(Method):
         "r1_every": 4,
         "ema_kimg": 1.0,
     }
+    limits = {
+        "size": side(8), "z_dim": width(), "channels": width(), "optimizer": OneOf(("adam", "sgd")),
+        "betas": adam_betas(), "r1_gamma": Range(0), "r1_every": Range(0, integer=True),
+    }
     ema_networks = ("G",)
 
     def build_data(self) -> torch.utils.data.Dataset:
-        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), default_count=1000, who="tinygan")
+        return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), default_count=1000, who="tinygan", skip_bad=bool(self.cfg["skip_bad"]))
 
     def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
         c = self.cfg

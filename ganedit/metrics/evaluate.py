@@ -60,7 +60,12 @@ def list_images(folder: "str | os.PathLike[str]") -> Dict[str, Path]:
         raise DataError(f"{root}: not a folder")
     found: Dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and is_image_name(path.name) and not any(p.startswith(".") for p in path.relative_to(root).parts):
+        if not is_image_name(path.name) or any(p.startswith(".") for p in path.relative_to(root).parts):
+            continue
+        if path.is_symlink() and not path.exists():
+            # Skipping it would score a different set than the user meant (every metric, swd included, refuses it).
+            raise DataError(f"{path}: broken symbolic link (its target is missing, or the links form a loop)")
+        if path.is_file():
             key = path.relative_to(root).with_suffix("").as_posix()
             if key in found:
                 raise DataError(f"{root}: {found[key].name} and {path.name} have the same name up to the extension; "

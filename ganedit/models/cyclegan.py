@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model, registered_models
-from ganedit.models.pix2pix import check_size, init_weights, make_norm, uses_bias
+from ganedit.models.pix2pix import check_size, check_translation_args, init_weights, make_norm, uses_bias
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -55,8 +55,8 @@ class ResnetGenerator(nn.Module):
         init_gain: float = 0.02,
     ) -> None:
         super().__init__()
-        if n_blocks < 0:
-            raise ConfigError(f"n_blocks must be >= 0, got {n_blocks}")
+        check_translation_args(input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_blocks=n_blocks, use_dropout=use_dropout, init_type=init_type, init_gain=init_gain)
+        make_norm(norm, 1)
         bias = uses_bias(norm)
         layers: List[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), make_norm(norm, ngf), nn.ReLU(True)]
         for i in range(2):  # two stride-2 downsamplings

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganedit.checks import MAX_CHANNELS, MAX_IMAGE_SIDE, MAX_DEPTH, OneOf, Range, channels, check_values
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model
 from ganedit.nn.gemm_conv import GemmConv2d, GemmConvTranspose2d
@@ -40,6 +41,25 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.group_norm(x, self.num_features, eps=self.eps)
+
+
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+# Shared by the generators and discriminators of pix2pix and CycleGAN (their constructor argument names).
+# Widths grow to 8 * ngf / ndf, so those are bounded by MAX_CHANNELS / 8.
+TRANSLATION_LIMITS = {
+    "input_nc": channels(), "output_nc": channels(),
+    "ngf": channels(MAX_CHANNELS // 8), "ndf": channels(MAX_CHANNELS // 8),
+    # unet_N has log2(N) levels; a U-Net deeper than the largest image side could never run
+    "num_downs": Range(5, MAX_IMAGE_SIDE.bit_length() - 1, integer=True),
+    "n_layers": Range(1, MAX_DEPTH, integer=True), "n_blocks": Range(0, MAX_DEPTH, integer=True),
+    "init_type": OneOf(INIT_TYPES), "init_gain": Range(0, 10.0),
+    "use_dropout": OneOf((True, False)),
+}
+
+
+def check_translation_args(**values: object) -> None:
+    """Range-check the constructor arguments of a translation network before anything is built."""
+    check_values(values, TRANSLATION_LIMITS)
 
 
 def make_norm(norm: str, channels: int) -> nn.Module:
@@ -209,8 +229,8 @@ class UnetGenerator(nn.Module):
         init_gain: float = 0.02,
     ) -> None:
         super().__init__()
-        if num_downs < 5:
-            raise ConfigError(f"U-Net depth num_downs={num_downs} is too small: the official layout needs at least 5")
+        check_translation_args(input_nc=input_nc, output_nc=output_nc, num_downs=num_downs, ngf=ngf, use_dropout=use_dropout,
+                               init_type=init_type, init_gain=init_gain)
         make_norm(norm, 1)  # validates the name before building
         self.num_downs = num_downs
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
@@ -240,8 +260,8 @@ class NLayerDiscriminator(nn.Module):
     def __init__(self, input_nc: int = 6, ndf: int = 64, n_layers: int = 3, norm: str = "batch",
                  init_type: str = "normal", init_gain: float = 0.02) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ConfigError(f"n_layers must be at least 1, got {n_layers}")
+        check_translation_args(input_nc=input_nc, ndf=ndf, n_layers=n_layers, init_type=init_type, init_gain=init_gain)
+        make_norm(norm, 1)
         bias = uses_bias(norm)
         layers: List[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
@@ -264,6 +284,8 @@ class PixelDiscriminator(nn.Module):
     def __init__(self, input_nc: int = 6, ndf: int = 64, norm: str = "batch",
                  init_type: str = "normal", init_gain: float = 0.02) -> None:
         super().__init__()
+        check_translation_args(input_nc=input_nc, ndf=ndf, init_type=init_type, init_gain=init_gain)
+        make_norm(norm, 1)
         bias = uses_bias(norm)
         self.net = nn.Sequential(
             nn.Conv2d(input_nc, ndf, 1),

@@ -16,6 +16,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from ganedit.checks import MAX_CHANNELS, MAX_DEPTH, Each, Range, channels as width, check_values, optional, side
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model
 from ganedit.nn import ConstantInput, ConvLayer, EqualLinear, PixelNorm, ResBlock, StyledConv, ToRGB, minibatch_stddev
@@ -43,7 +44,40 @@ def channel_table(
     return table
 
 
+# Constructor arguments shared by Generator and Discriminator, checked before anything is built.
+LIMITS = {
+    "size": side(4),
+    "style_dim": width(),
+    "n_mlp": Range(0, MAX_DEPTH, integer=True),
+    "channel_multiplier": Range(1, 64, integer=True),
+    "blur_kernel": Each(Range(-1e6, 1e6), 1, 16),
+    "lr_mlp": Range(0, 1e6, above=True),
+    "channel_base": optional(Range(1, MAX_CHANNELS * 2**13, integer=True)),  # 2**13: the largest side's log
+    "channel_max": width(),
+    "stddev_group": Range(1, 1 << 16, integer=True),
+    "in_channels": width(),
+}
+
+
+def _check_args(**values: object) -> None:
+    check_values(values, LIMITS)
+    table = values.get("channels")
+    if table is None:
+        return
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"channels={table!r}: must be a mapping from resolution to width, e.g. {{\"4\": 512}}")
+    for key, value in table.items():
+        try:
+            resolution = int(key)
+        except (TypeError, ValueError):
+            resolution = -1
+        if resolution < 4 or resolution & (resolution - 1):
+            raise ConfigError(f"channels key {key!r}: must be a power-of-two resolution >= 4")
+        check_values({f"channels[{key}]": value}, {f"channels[{key}]": width()})
+
+
 def _check_size(size: int) -> int:
+    check_values({"size": size}, LIMITS)
     log = int(math.log2(size)) if size > 0 else 0
     if size < 4 or 2**log != size:
         raise ConfigError(f"StyleGAN2 size must be a power of two >= 4, got {size}")
@@ -71,6 +105,8 @@ class Generator(nn.Module):
         channel_max: int = 512,
     ) -> None:
         super().__init__()
+        _check_args(style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, blur_kernel=blur_kernel, lr_mlp=lr_mlp,
+                    channels=channels, channel_base=channel_base, channel_max=channel_max)
         self.size, self.style_dim = size, style_dim
         self.log_size = _check_size(size)
         self.channels = channel_table(size, channel_multiplier, channel_base, channel_max, channels)
@@ -218,6 +254,8 @@ class Discriminator(nn.Module):
         stddev_layout: str = "strided",
     ) -> None:
         super().__init__()
+        _check_args(channel_multiplier=channel_multiplier, blur_kernel=blur_kernel, channels=channels, channel_base=channel_base,
+                    channel_max=channel_max, stddev_group=stddev_group, in_channels=in_channels)
         self.size = size
         if stddev_layout not in ("strided", "contiguous"):
             raise ConfigError(f"stddev_layout must be strided (official) or contiguous, got {stddev_layout!r}")

@@ -23,7 +23,6 @@ import logging
 import os
 import random
 import re
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -32,6 +31,8 @@ import torch
 
 from ganedit.errors import CheckpointError
 from ganedit.formats.atomic import write_atomic
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def find_latest(folder: "str | os.PathLike[str]", warn: bool = True) -> Optional
             return path, load(path)
         except CheckpointError as exc:
             if warn:
-                print(f"warning: skipping unusable checkpoint {exc}", file=sys.stderr)
+                log.warning(f"skipping unusable checkpoint {exc}")
     return None
 
 

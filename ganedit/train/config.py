@@ -5,8 +5,10 @@ resume the checkpoint's configuration is the base and only options given explici
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Dict, Iterable, List, Mapping, Tuple, Type
 
+from ganedit.checks import Range, check_values
 from ganedit.errors import ConfigError
 from ganedit.methods.base import Method
 
@@ -37,12 +39,13 @@ ENGINE_DEFAULTS: Dict[str, Any] = {
     "nan_patience": 10,  # this many non-finite steps in a row stop the run
     "tensorboard": True,
     "quiet": False,
+    "skip_bad": False,  # replace unreadable images by the next readable one (counted and reported) instead of stopping
 }
 
 # Options that may differ on resume without a warning: they do not change what is computed.
 RUNTIME_KEYS = {
     "out", "data", "steps", "minutes", "device", "tf32", "workers", "checkpoint_every", "keep", "snapshot_every", "snapshot_n",
-    "log_every", "nan_patience", "tensorboard", "quiet",
+    "log_every", "nan_patience", "tensorboard", "quiet", "skip_bad",
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -118,8 +121,21 @@ def apply_overrides(base: Dict[str, Any], defaults: Mapping[str, Any], overrides
     return cfg
 
 
+# Numeric engine options; every float must also be finite (a NaN learning rate never makes sense).
+ENGINE_LIMITS = {
+    "lr": Range(0, None, above=True),
+    "ema_kimg": Range(0, None),
+    "ema_rampup": Range(0, None),
+    "seed": Range(0, 2**63 - 1, integer=True),
+}
+
+
 def check(cfg: Mapping[str, Any]) -> None:
     """Problems that do not depend on the machine (device and world size are checked at start-up)."""
+    check_values(cfg, ENGINE_LIMITS)
+    for key, value in cfg.items():  # recipe floats without a declared limit must still be numbers
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value}: must be a finite number")
     if cfg["precision"] not in PRECISIONS:
         raise ConfigError(f"precision {cfg['precision']!r}: choose one of {', '.join(PRECISIONS)}")
     if cfg["lr_schedule"] not in SCHEDULES:
@@ -142,6 +158,7 @@ def resolve(method: Type[Method], overrides: Mapping[str, Any]) -> Dict[str, Any
     """The configuration of a fresh run."""
     defaults = defaults_for(method)
     cfg = apply_overrides(defaults, defaults, overrides, method.name)
+    method.check_config(cfg)
     if not cfg["out"]:
         cfg["out"] = f"runs/{method.name}"
     return cfg
@@ -154,5 +171,6 @@ def resume_config(method: Type[Method], saved: Mapping[str, Any], overrides: Map
     base = dict(defaults)
     base.update({k: v for k, v in saved.items() if k in defaults})  # keys a newer recipe dropped are ignored
     cfg = apply_overrides(base, defaults, overrides, method.name)
+    method.check_config(cfg)
     changed = [k for k in sorted(overrides) if k not in RUNTIME_KEYS and saved.get(k) != cfg[k]]
     return cfg, changed

@@ -137,6 +137,14 @@ def make_loader(dataset: Dataset, sampler: ShardedBatchSampler, workers: int, pi
     )
 
 
+def count_skipped(batch: Any) -> int:
+    """Unreadable images passed over to make this batch (datasets opened with skip_bad put a "skipped" count in
+    every item; collation sums them, so the count survives worker processes)."""
+    if isinstance(batch, dict) and isinstance(batch.get("skipped"), torch.Tensor):
+        return int(batch["skipped"].sum())
+    return 0
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """Tensors (in dicts, lists, tuples) moved to ``device``; everything else as is."""
     if isinstance(batch, torch.Tensor):

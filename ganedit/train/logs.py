@@ -5,6 +5,7 @@ scalars and images under ``tb/`` (tensorboard imported lazily, optional), PNG sn
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import torch
+
+
+log = logging.getLogger(__name__)
 
 
 def _number(value: Any) -> float:
@@ -64,21 +68,14 @@ class RunLogger:
         tmp.replace(path)
 
     # -- text ------------------------------------------------------------------------------------------------
+    # Text goes through logging (ganedit.log): the CLI shows it around the progress bar, -q hides info lines.
     def info(self, message: str) -> None:
-        if not self.enabled or self.quiet:
-            return
-        if self._bar is not None:
-            self._bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr)
+        if self.enabled and not self.quiet:
+            log.info(message)
 
     def warn(self, message: str) -> None:
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.write(f"warning: {message}", file=sys.stderr)
-        else:
-            print(f"warning: {message}", file=sys.stderr)
+        if self.enabled:
+            log.warning(message)
 
     def _write(self, record: Dict[str, Any]) -> None:
         if self._jsonl is not None:

@@ -16,7 +16,6 @@ import logging
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,10 +32,12 @@ from ganedit.train import checkpoint as ckpt
 from ganedit.train import distributed as dist_util
 from ganedit.train.config import resolve, resume_config
 from ganedit.train.context import TrainContext, _mix
-from ganedit.train.data import ShardedBatchSampler, make_loader, start_workers, to_device
+from ganedit.train.data import ShardedBatchSampler, count_skipped, make_loader, start_workers, to_device
 from ganedit.train.ema import EMA
 from ganedit.train.logs import RunLogger
 from ganedit.train.schedules import LRSchedule
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(GaneditError):
@@ -117,6 +118,7 @@ class Trainer:
         self.step = 0
         self.images_seen = 0
         self.bad_streak = 0
+        self.bad_images = 0  # unreadable images skipped by this process (skip_bad)
         self.last_checkpoint_step = -1
         self.unhealthy = False  # a non-finite step since the last checkpoint
         self.last_healthy: Optional[int] = None  # step of the newest healthy checkpoint (never pruned)
@@ -151,7 +153,7 @@ class Trainer:
         if self.ema is not None:
             absent = self.ema.load_state_dict(state.get("ema", {}))
             for name in absent:
-                print(f"warning: {where} has no EMA copy of {name}; it restarts from the network", file=sys.stderr)
+                log.warning(f"{where} has no EMA copy of {name}; it restarts from the network")
         self.ctx.load_state_dict(state.get("ctx", {}))
         ranks = state["ranks"]
         if len(ranks) == self.info.world_size:
@@ -160,10 +162,9 @@ class Trainer:
         else:
             mine = ranks[0]
             if self.main:
-                print(
-                    f"warning: {where} was written by {len(ranks)} process(es), this run has {self.info.world_size}: "
-                    "random streams restart (the data order continues exactly)",
-                    file=sys.stderr,
+                log.warning(
+                    f"{where} was written by {len(ranks)} process(es), this run has {self.info.world_size}: "
+                    "random streams restart (the data order continues exactly)"
                 )
         self.method.load_extra_state(mine.get("extra", {}))
         self.step = int(state["step"])
@@ -372,6 +373,7 @@ class Trainer:
             while self.step < self.steps:
                 t0 = time.perf_counter()
                 batch = to_device(next(batches), info.device)
+                self._note_bad_images(count_skipped(batch))
                 lr_factor = self.schedule.set(self.step)
                 self.ctx.begin(self.step, self.images_seen)
                 outputs = self.method.train_step(batch, self.ctx)
@@ -421,6 +423,8 @@ class Trainer:
             self.train_seconds = self.elapsed()
             self._session_start = None
             self._restore_signals()
+            if self.bad_images:
+                log.warn(f"{self.bad_images} unreadable image read(s) skipped (--skip-bad; a bad file counts once per epoch), each replaced by the next readable image")
             log.close()
         return self
 
@@ -451,6 +455,15 @@ class Trainer:
                 "(--resume auto picks the same checkpoint)")
 
 
+    def _note_bad_images(self, count: int) -> None:
+        if not count or self.logger is None:
+            return
+        if not self.bad_images:
+            self.logger.warn(f"step {self.step}: skipping unreadable image(s) (--skip-bad); the total is reported at the end")
+        self.bad_images += count
+        self.logger.event(self.step, "bad_images", count=count, total=self.bad_images)
+
+
 def _is_peer_failure(exc: BaseException) -> bool:
     """A collective that failed because a peer is gone (gloo/NCCL report it as RuntimeError subclasses)."""
     dist_errors = tuple(getattr(torch.distributed, name) for name in ("DistError", "DistBackendError", "DistNetworkError")
@@ -474,9 +487,8 @@ def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = Non
             raise CheckpointError(path, f"was written by method {state.get('method')!r}, not {method_cls.name!r}")
         cfg, changed = resume_config(method_cls, state["config"], overrides)
         if changed and not dry_run:
-            print(
-                f"warning: resuming with changed options ({', '.join(changed)}); the continuation differs from an "
-                "uninterrupted run", file=sys.stderr,
+            log.warning(
+                f"resuming with changed options ({', '.join(changed)}); the continuation differs from an uninterrupted run"
             )
     elif resume and resume != "auto":
         raise CheckpointError(resume, "no checkpoint to resume from")
@@ -493,7 +505,7 @@ def train(method: str, overrides: Mapping[str, Any], resume: Optional[str] = Non
         print(json.dumps(cfg, indent=2))
         return None
     if found is None and resume == "auto" and not cfg["quiet"] and int(os.environ.get("RANK", "0")) == 0:
-        print(f"no checkpoint in {ckpt.checkpoint_dir(cfg['out'])}: starting a new run", file=sys.stderr)
+        log.info(f"no checkpoint in {ckpt.checkpoint_dir(cfg['out'])}: starting a new run")
     trainer = None
     try:
         trainer = Trainer(method_cls, cfg, state, path)

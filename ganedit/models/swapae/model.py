@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ganedit.checks import Each, OneOf, Range, channels, check_values, side
 from ganedit.errors import ImageError
 from ganedit.formats.native import register_model
 from ganedit.models.swapae.discriminators import ImageDiscriminator, PatchCooccurrenceDiscriminator, rounded_log2
@@ -76,6 +77,19 @@ def official_architecture(**options: Any) -> Dict[str, Any]:
     )
 
 
+# Constructor arguments, checked before anything is built (a config.json or a recipe may carry any value).
+LIMITS = {
+    "structure_channels": channels(), "texture_channels": channels(),
+    "encoder_channels": Each(channels(), 1), "num_downsampling_sp": Range(1, 12, integer=True),
+    "num_downsampling_gl": Range(0, 12, integer=True),
+    "generator_head_channels": Each(channels(), 1), "generator_up_channels": Each(channels(), 1),
+    "use_noise": OneOf((True, False)), "image_size": side(4), "discriminator_channels": Each(channels(), 1),
+    "patch_size": side(4), "patch_channels": Each(channels(), 1), "patch_feature_channels": channels(),
+    "patch_pair_hidden": Each(channels(), 1), "patch_num_crops": Range(1, 1024, integer=True),
+    "patch_scale_range": Each(Range(0, 1, above=True), 2, 2), "patch_use_aggregation": OneOf((True, False)),
+    "with_discriminators": OneOf((True, False)),
+}
+
 @register_model("swapae.SwappingAutoencoder")
 class SwappingAutoencoder(nn.Module):
     """Encoder E (image -> structure code, texture code), generator G (codes -> image), image discriminator D and
@@ -106,6 +120,7 @@ class SwappingAutoencoder(nn.Module):
         with_discriminators: bool = True,
     ) -> None:
         super().__init__()
+        check_values(dict(locals()), LIMITS)  # every argument by name, before any layer is built
         if len(generator_up_channels) != num_downsampling_sp:
             raise ValueError("the generator upsamples as many times as the encoder downsamples to the structure code")
         # counts D steps for lazy R1; saved first in official files
