@@ -163,7 +163,7 @@ def test_corrupt_weights_header_is_a_checkpoint_error(tmp_path):
         (["swapae", "--set", "preset=church1024"], r"swapae: preset='church1024': must be one of"),
         (["pix2pix", "--set", "ngf=-4"], r"pix2pix: ngf=-4: must be an integer from 1 to"),
         (["pix2pix", "--set", "netG=unet_1048576"], r"pix2pix: unet_1048576: netG depth=20: must be an integer from 5 to"),
-        (["pix2pix", "--set", "crop_size=0"], r"pix2pix: crop_size=0: must be an integer from 1 to"),
+        (["pix2pix", "--set", "crop_size=-4"], r"pix2pix: crop_size=-4: must be an integer from 0 to"),
         (["cyclegan", "--set", "netG=resnet_100000blocks"], r"cyclegan: resnet_100000blocks: netG blocks=100000"),
         (["cyclegan", "--set", "norm=group"], r"cyclegan: norm='group': must be one of 'batch', 'instance', 'none'"),
     ],

@@ -142,7 +142,8 @@ def translation_limits() -> Dict[str, Any]:
         "init_gain": NET["init_gain"], "gan_mode": OneOf(GAN_MODES), "lambda_L1": Range(0), "lambda_A": Range(0),
         "lambda_B": Range(0), "lambda_identity": Range(0), "pool_size": Range(0, 1 << 20, integer=True),
         "beta1": Range(0, 1, below=True), "decay_from": probability(), "direction": OneOf(("AtoB", "BtoA")),
-        "load_size": side(), "crop_size": side(), "preprocess": OneOf(PREPROCESS_MODES), "flip": OneOf((True, False)),
+        "load_size": side(0), "crop_size": side(0),  # 0: follow the data (pair_sizes)
+        "preprocess": OneOf(PREPROCESS_MODES), "flip": OneOf((True, False)),
     }
 
 
@@ -152,6 +153,8 @@ def check_translation_config(cfg: Dict[str, Any], who: str) -> None:
 
     check_values(cfg, translation_limits(), f"{who}: ")
     net = cfg["netG"]
+    if net == "auto":  # filled in from the data (pair_sizes.py), which checks what it picks
+        return
     if isinstance(net, str) and net.startswith("unet_"):
         check_value("netG depth", unet_num_downs(net), NET["num_downs"], f"{who}: {net}: ")
     elif isinstance(net, str) and net.startswith("resnet_") and net.endswith("blocks"):
