@@ -59,6 +59,8 @@ class SEModule(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
+        if channels // reduction < 1:
+            raise ConfigError(f"SE reduction {reduction} leaves no channels of {channels}; use a smaller se_reduction")
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(channels, channels // reduction, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
