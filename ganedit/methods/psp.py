@@ -201,24 +201,33 @@ class PSPMethod(Method):
             spec["n_styles"] = n_styles
         return spec
 
-    def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
+    def make_model(self, g_config: Dict[str, Any]) -> PSP:
+        """The untrained model around a decoder of ``g_config`` (its weights are loaded by ``build``)."""
         from ganedit.data.synthetic import CLASSES
 
         c = self.cfg
+        n_latent = 2 * (int(g_config["size"]).bit_length() - 1) - 2
+        return PSP(self.encoder_spec(n_latent, int(g_config["style_dim"])), g_config, start_from_latent_avg=c["start_from_latent_avg"],
+                   learn_in_w=c["learn_in_w"], output_pool=int(c["size"]), task=c["task"],
+                   label_nc=len(CLASSES) if c["task"] == "segmentation" else 0, restyle=c["restyle"])
+
+    def extra_optimizers(self, model: PSP) -> Optimizers:
+        return {}
+
+    def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
+        c = self.cfg
         g_config, g_state, w_avg = self._decoder()
-        probe = {"n_latent": 2 * (int(g_config["size"]).bit_length() - 1) - 2, "style_dim": int(g_config.get("style_dim", 512))}
-        model = PSP(self.encoder_spec(probe["n_latent"], probe["style_dim"]), g_config, start_from_latent_avg=c["start_from_latent_avg"],
-                    learn_in_w=c["learn_in_w"], output_pool=int(c["size"]), task=c["task"],
-                    label_nc=len(CLASSES) if c["task"] == "segmentation" else 0, restyle=c["restyle"])
+        model = self.make_model(g_config)
         model.decoder.load_state_dict(g_state)
         with torch.no_grad():
             model.latent_avg.copy_(w_avg.reshape(1, -1).expand_as(model.latent_avg))
         model = model.to(device)
         set_requires_grad(model.decoder, False)
         params = list(model.encoder.parameters())
-        opt = Ranger(params, lr=c["lr"]) if c["optim"] == "ranger" else torch.optim.Adam(params, lr=c["lr"])
+        opts = {"E": Ranger(params, lr=c["lr"]) if c["optim"] == "ranger" else torch.optim.Adam(params, lr=c["lr"])}
+        opts.update(self.extra_optimizers(model))
         self._load_lpips(device)
-        return {"psp": model}, {"E": opt}
+        return {"psp": model}, opts
 
     def _load_lpips(self, device: torch.device) -> None:
         if self.cfg["lpips_lambda"] <= 0:
