@@ -7,6 +7,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ganedit.errors import ConfigError
 
@@ -68,8 +69,11 @@ class SEModule(nn.Module):
         self.sigmoid = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.sigmoid(self.fc2(self.relu(self.fc1(self.avg_pool(x)))))
-        return x * gate
+        # the 1x1 convs on a 1x1 map are matrix products: F.linear skips the slow small-conv path
+        squeezed = x.mean(dim=(2, 3))
+        hidden = torch.relu(F.linear(squeezed, self.fc1.weight.flatten(1)))
+        gate = torch.sigmoid(F.linear(hidden, self.fc2.weight.flatten(1)))
+        return x * gate[:, :, None, None]
 
 
 class Subsample(nn.Module):
