@@ -215,3 +215,36 @@ def test_converter_detects_only_psp_layouts():
     assert not convert_psp.detect({"g_ema": {}, "latent_avg": torch.zeros(4)})
     assert not convert_psp.detect({"state_dict": {"encoder.a": torch.zeros(1)}})  # no opts, no decoder
     assert convert_psp.detect({"state_dict": {"encoder.a": torch.zeros(1), "decoder.b": torch.zeros(1)}, "opts": {}})
+
+
+def test_task_inputs_for_sketch_segmentation_and_inpaint(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ganedit.cli.invert import task_input
+    from ganedit.data.io import write_image
+
+    labels = np.zeros((32, 32), dtype=np.uint8)
+    labels[8:24, 4:12] = 2
+    labels[0:4, :] = 4
+    Image.fromarray(labels, "L").save(tmp_path / "seg.png")
+    seg_model = tiny_psp(encoder=tiny_encoder(input_nc=5), task="segmentation", label_nc=5)
+    onehot = task_input(seg_model, tmp_path / "seg.png", "segmentation")
+    assert onehot.shape == (1, 5, 32, 32) and torch.equal(onehot.sum(1), torch.ones(1, 32, 32))
+    assert torch.equal(onehot[0].argmax(0), torch.from_numpy(labels).long())
+    labels[0, 0] = 7
+    Image.fromarray(labels, "L").save(tmp_path / "bad.png")
+    with pytest.raises(ganedit.errors.ImageError, match="outside the model's 5 classes"):
+        task_input(seg_model, tmp_path / "bad.png", "segmentation")
+
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    write_image(image, tmp_path / "img.png")
+    sketch = task_input(tiny_psp(encoder=tiny_encoder(input_nc=1)), tmp_path / "img.png", "sketch")
+    assert sketch.shape == (1, 1, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 10:20, 10:20] = 1
+    inp = task_input(tiny_psp(encoder=tiny_encoder(input_nc=4)), tmp_path / "img.png", "inpaint", mask)
+    assert inp.shape == (1, 4, 32, 32) and torch.equal(inp[:, 3:], mask)
+    assert torch.all(inp[:, :3, 10:20, 10:20] == 0) and inp[:, :3, :5].abs().sum() > 0
+    with pytest.raises(ConfigError, match="--mask"):
+        task_input(tiny_psp(encoder=tiny_encoder(input_nc=4)), tmp_path / "img.png", "inpaint")
