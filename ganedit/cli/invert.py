@@ -107,6 +107,7 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
 
     from ganedit.data.io import write_image
     from ganedit.edit.latents import generator_fingerprint, save_latents
+    from ganedit.models.psp import RESTYLE_ITERS
     from ganedit.errors import ConfigError
 
     model = load_encoder(model_path)
@@ -125,7 +126,7 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
             chunk = files[start:start + batch]
             x = torch.cat([task_input(model, f, task, mask_t) for f in chunk])
             if model.restyle:
-                steps = model.restyle_steps(x, iters or 5)
+                steps = model.restyle_steps(x, iters or RESTYLE_ITERS)
                 wplus = steps[-1][0]
                 if iters:
                     for k, (_, images) in enumerate(steps):

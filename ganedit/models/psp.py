@@ -158,6 +158,9 @@ ENCODER_TYPES: Dict[str, type] = {
     "BackboneEncoderUsingLastLayerIntoWPlus": BackboneEncoderUsingLastLayerIntoWPlus,
 }
 
+# ReStyle's inference default (n_iters_per_batch): what encode() runs for a ReStyle encoder.
+RESTYLE_ITERS = 5
+
 TASKS = ("encode", "sketch", "segmentation", "super_resolution", "frontalize", "inpaint")
 
 
@@ -246,7 +249,7 @@ class PSP(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Encoder input [B, input_nc, H, W] -> w+ [B, n_latent, style_dim] (a single w is repeated)."""
         if self.restyle:
-            return self.restyle_steps(images, 5)[-1][0]
+            return self.restyle_steps(images, RESTYLE_ITERS)[-1][0]
         codes = self.encoder(self.to_encoder_input(images))
         if self.start_from_latent_avg:
             codes = self.add_latent_avg(codes)
