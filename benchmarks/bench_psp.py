@@ -39,7 +39,7 @@ def measure(fn, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--batches", type=int, nargs="*", default=[1, 4])
     parser.add_argument("--decoder-batches", type=int, nargs="*", default=[1])
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
@@ -47,7 +47,8 @@ def main() -> None:
     from ganedit.models.psp import PSP
 
     torch.manual_seed(0)
-    model = PSP({"type": "GradualStyleEncoder"}, {"size": 1024}).eval()
+    # frozen parameters: the flop counter's module tracker fails on the decoder's constant input otherwise
+    model = PSP({"type": "GradualStyleEncoder"}, {"size": 1024}).eval().requires_grad_(False)
     rows = []
     with torch.no_grad():
         for what, batches in (("encoder", args.batches), ("encoder + 1024 decoder", args.decoder_batches)):
