@@ -1,0 +1,144 @@
+"""``ganedit train e4e``: encoder4editing on the pSp recipe (conformance/stylegan2/README.md §5, the e4e paper).
+
+On top of pSp's reconstruction losses (L2 1.0, LPIPS 0.8 when its weights are present):
+- progressive training: stage k (k offsets active) starts at ``progressive_steps[k]`` = ``progressive_start`` +
+  (k - 1) * ``progressive_step_every`` (stage 0, a single w, from step 0). The stage is a function of the step,
+  so resuming across a stage change is exact. Official defaults are 20000 / 2000 for 300k-step FFHQ runs; the
+  small-world defaults here are 500 / 100 (all offsets of an 18-row model active after 2100 steps of 3000).
+- the delta regulariser ``delta_norm_lambda`` (2e-4) * sum_i ||w_i - w_0|| while offsets are being unlocked;
+- the latent discriminator (λ ``w_discriminator_lambda`` 0.1): a non-saturating loss on the active rows of the
+  encoded w+, the discriminator trained on w0 against real w = mapping(z) through pools of ``w_pool_size`` (50)
+  codes, R1 (γ ``r1`` 10) every ``d_reg_every`` (16) steps, its own Adam at ``w_discriminator_lr`` (2e-5).
+The identity / MoCo similarity term needs pretrained networks that are not available here: it is left out
+and the log says so when ``similarity_lambda`` > 0.
+
+Example::
+
+    ganedit train e4e --data synthetic:4000 --set decoder=runs/sg2-64/model --set size=64
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, List
+
+import torch
+import torch.nn.functional as F
+
+from ganedit.losses.stylegan2 import r1_penalty
+from ganedit.methods.base import Optimizers, StepContext, set_requires_grad
+from ganedit.methods.cyclegan import ImagePool
+from ganedit.methods.psp import PSPMethod
+from ganedit.models.e4e import INFERENCE_STAGE, E4E
+
+
+class E4EMethod(PSPMethod):
+    name = "e4e"
+    description = "e4e encoder (w0 + progressive offsets, delta regulariser, latent discriminator with R1) for editing"
+    defaults: Dict[str, Any] = {
+        **PSPMethod.defaults,
+        "encoder_type": "Encoder4Editing",
+        "progressive_start": 500,  # < 0: no progressive training (every offset from step 0, as without the flag)
+        "progressive_step_every": 100,
+        "delta_norm": 2,
+        "delta_norm_lambda": 2e-4,
+        "w_discriminator_lambda": 0.1,
+        "w_discriminator_lr": 2e-5,
+        "r1": 10.0,
+        "d_reg_every": 16,
+        "use_w_pool": True,
+        "w_pool_size": 50,
+        "similarity_lambda": 0.5,
+    }
+
+    def __init__(self, cfg: Dict[str, Any]) -> None:
+        cfg["encoder_type"] = "Encoder4Editing"
+        super().__init__(cfg)
+        size = int(cfg["w_pool_size"]) if cfg["use_w_pool"] else 0
+        self.real_pool, self.fake_pool = ImagePool(size), ImagePool(size)
+
+    # -- stages --------------------------------------------------------------------------------------------
+    def progressive_steps(self, n_styles: int) -> List[int]:
+        start, every = int(self.cfg["progressive_start"]), int(self.cfg["progressive_step_every"])
+        return [0] + [start + k * every for k in range(n_styles - 1)]
+
+    def stage_at(self, step: int, n_styles: int) -> int:
+        """The progressive stage (active offsets) at ``step``; the Inference stage without progressive training."""
+        if int(self.cfg["progressive_start"]) < 0:
+            return INFERENCE_STAGE
+        return sum(1 for s in self.progressive_steps(n_styles) if s <= step) - 1
+
+    # -- networks ------------------------------------------------------------------------------------------
+    def make_model(self, g_config: Dict[str, Any]) -> E4E:
+        spec = {k: v for k, v in self.encoder_spec(0, int(g_config["style_dim"])).items() if k != "type"}
+        spec["n_styles"] = 2 * (int(g_config["size"]).bit_length() - 1) - 2
+        return E4E(spec, g_config, start_from_latent_avg=self.cfg["start_from_latent_avg"], output_pool=int(self.cfg["size"]),
+                   latent_discriminator={"style_dim": int(g_config["style_dim"]), "n_mlp": 4}, restyle=self.cfg["restyle"])
+
+    def extra_optimizers(self, model: E4E) -> Optimizers:  # type: ignore[override]
+        if self.cfg["similarity_lambda"] > 0:
+            print("e4e: the identity / MoCo similarity loss needs pretrained networks that are not available; "
+                  "training without it", file=sys.stderr)
+        return {"D": torch.optim.Adam(model.latent_discriminator.parameters(), lr=self.cfg["w_discriminator_lr"])}
+
+    # -- one step ------------------------------------------------------------------------------------------
+    def train_step(self, batch: Any, ctx: StepContext) -> Dict[str, Any]:
+        c = self.cfg
+        model: E4E = self.nets["psp"]
+        n_styles = model.encoder.n_styles
+        stage = self.stage_at(ctx.step, n_styles)
+        model.set_stage(stage)
+        x, target = model.to_encoder_input(batch["input"]), batch["target"]
+        disc = model.latent_discriminator
+        logs: Dict[str, Any] = {"e4e/stage": float(stage)}
+
+        if c["w_discriminator_lambda"] > 0:
+            set_requires_grad(model.encoder, False)
+            set_requires_grad(disc, True)
+            with torch.no_grad():
+                fake = self.fake_pool.query(model.encode(x)[:, 0])  # the discriminator sees w0 (official)
+                real = self.real_pool.query(model.decoder.mapping(ctx.randn(x.shape[0], model.decoder.style_dim)))
+            with ctx.autocast():
+                loss_d = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
+            ctx.optimize("D", loss_d)
+            logs["loss/D"] = loss_d.detach()
+            if ctx.every(int(c["d_reg_every"])):
+                real = real.detach().requires_grad_(True)
+                pred = disc(real)
+                r1 = r1_penalty(pred, real)
+                ctx.optimize("D", c["r1"] / 2 * r1 * c["d_reg_every"] + 0 * pred[0].sum())
+                logs["loss/R1"] = r1.detach()
+            set_requires_grad(disc, False)
+            set_requires_grad(model.encoder, True)
+
+        with ctx.autocast():
+            wplus = model.encode(x)
+            loss, step_logs, _ = self._losses(model, wplus, target)
+            logs.update(step_logs)
+            active = min(stage, n_styles - 1)
+            if c["w_discriminator_lambda"] > 0:
+                rows = range(active + 1)
+                adv = sum(F.softplus(-disc(wplus[:, i])).mean() for i in rows) / len(rows)
+                loss = loss + c["w_discriminator_lambda"] * adv
+                logs["loss/adv"] = adv.detach()
+            if stage != INFERENCE_STAGE and active > 0:
+                deltas = wplus[:, 1:active + 1] - wplus[:, :1]
+                delta = deltas.norm(p=c["delta_norm"], dim=2).mean(0).sum()
+                loss = loss + c["delta_norm_lambda"] * delta
+                logs["loss/delta"] = delta.detach()
+        ctx.optimize("E", loss)
+        set_requires_grad(disc, True)
+        logs["loss/total"] = loss.detach()
+        return logs
+
+    # -- state, export -------------------------------------------------------------------------------------
+    def extra_state(self) -> Dict[str, Any]:
+        return {"real_pool": self.real_pool.state(), "fake_pool": self.fake_pool.state()}
+
+    def load_extra_state(self, state: Dict[str, Any]) -> None:
+        self.real_pool.load(state.get("real_pool", {}), self.device)
+        self.fake_pool.load(state.get("fake_pool", {}), self.device)
+
+    def export(self) -> E4E:
+        model: E4E = self.nets["psp"]
+        model.set_stage(INFERENCE_STAGE)  # inference applies every offset
+        return model.eval()

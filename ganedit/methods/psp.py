@@ -1,0 +1,302 @@
+"""``ganedit train psp``: a pSp encoder into W+ of a frozen StyleGAN2 decoder, for every task of the paper.
+
+Tasks (``--set task=...``): encode (inversion), sketch (1-channel edge map), segmentation (one-hot class maps),
+super_resolution (input downsampled by a factor from ``resize_factors`` and resized back), frontalize (a turned
+face -> the same face at yaw 0; the synthetic world renders both) and inpaint (masked image + mask channel; the
+official code never released it). ``--data synthetic:N`` renders the world's conditions and ground truths; a
+folder or zip of images serves encode, super_resolution and inpaint.
+
+Losses follow the official recipe: ``l2_lambda`` * MSE + ``lpips_lambda`` * LPIPS (only with local LPIPS weights;
+without them the log says so and the term is dropped) + ``w_norm_lambda`` * ||w+ - latent_avg||. The decoder
+is frozen and its noise random, as in the official Coach. Optimiser: Ranger (default, as pSp) or Adam, lr 1e-4.
+``restyle=true`` trains a ReStyle encoder: it reads [input, current reconstruction] and each of
+``restyle_iters`` refinement steps is its own update from the detached previous step.
+
+Example (CPU; the decoder is any StyleGAN2 checkpoint, native or rosinality)::
+
+    ganedit train psp --data synthetic:4000 --set decoder=runs/sg2-64/model --set size=64 --set task=sketch
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganedit.errors import ConfigError, DataError
+from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
+from ganedit.models.psp import PSP, TASKS
+from ganedit.train.ranger import Ranger
+
+IMAGE_ONLY_TASKS = ("encode", "super_resolution", "inpaint")  # derivable from any image folder
+
+
+class TaskPairs(torch.utils.data.Dataset):
+    """(condition, target) pairs held in memory: {"input": [C, H, W], "target": [3, H, W]}."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.inputs, self.targets = inputs, targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
+        return {"input": self.inputs[i], "target": self.targets[i]}
+
+
+class DerivedPairs(torch.utils.data.Dataset):
+    """Conditions computed from each image of a folder dataset (encode, super_resolution, inpaint)."""
+
+    def __init__(self, images: torch.utils.data.Dataset, task: str, factors: List[int], seed: int) -> None:
+        self.images, self.task, self.factors, self.seed = images, task, factors, seed
+
+    def __len__(self) -> int:
+        return len(self.images)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
+        item = self.images[i]
+        image = item["image"] if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) else item
+        return {"input": task_condition(image[None], self.task, self.factors, self.seed, start=i)[0], "target": image}
+
+
+def task_condition(images: torch.Tensor, task: str, factors: List[int], seed: int, start: int = 0) -> torch.Tensor:
+    """The encoder input of an image-derived task for images with dataset indices start, start+1, ..."""
+    from ganedit.data.synthetic.export import apply_masks, downsample, mask_boxes
+
+    n, _, size, _ = images.shape
+    if task == "encode":
+        return images
+    if task == "super_resolution":
+        out = torch.empty_like(images)
+        for k in range(n):  # factor by index, so an image always gets the same one
+            f = int(factors[(start + k) % len(factors)])
+            low = downsample(images[k:k + 1], f)
+            out[k:k + 1] = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False) if f > 1 else low
+        return out
+    if task == "inpaint":
+        boxes = mask_boxes(seed, start, n, size)
+        masked = apply_masks(images, boxes)
+        hole = apply_masks(torch.ones(n, 1, size, size), boxes) == 0
+        return torch.cat([masked, hole.float()], 1)
+    raise ConfigError(f"task {task!r} needs the synthetic world's renders (use --data synthetic:N)")
+
+
+def input_channels(task: str) -> int:
+    from ganedit.data.synthetic import CLASSES
+
+    return {"sketch": 1, "segmentation": len(CLASSES), "inpaint": 4}.get(task, 3)
+
+
+def visible(inputs: torch.Tensor, task: str) -> torch.Tensor:
+    """A 3-channel picture of an encoder input for the snapshot grid."""
+    if task == "sketch":
+        return inputs.expand(-1, 3, -1, -1)
+    if task == "segmentation":
+        ids = inputs.argmax(1, keepdim=True).float()
+        return (ids / max(1, inputs.shape[1] - 1) * 2 - 1).expand(-1, 3, -1, -1)
+    return inputs[:, :3]
+
+
+class PSPMethod(Method):
+    name = "psp"
+    description = "pSp encoder into W+ of a frozen StyleGAN2 (encode, sketch, segmentation, super_resolution, frontalize, inpaint; ReStyle)"
+    defaults: Dict[str, Any] = {
+        "task": "encode",
+        "decoder": "",  # StyleGAN2 checkpoint (native folder or rosinality .pt); its size is the decoder's
+        "size": 64,  # image size of the data and of the loss (the decoder output is resized to it)
+        "input_size": 0,  # encoder input side; 0 = size
+        "encoder_type": "GradualStyleEncoder",
+        "num_layers": 50,
+        "units": [],  # units per block; [] = the IR-50 table (3, 4, 14, 3)
+        "depths": [16, 24, 32, 48],  # official: 64, 128, 256, 512
+        "input_width": 16,  # official: 64
+        "se_reduction": 8,  # official: 16
+        "mode": "ir_se",
+        "start_from_latent_avg": True,
+        "learn_in_w": False,
+        "resize_factors": [1, 2, 4, 8, 16, 32],
+        "optim": "ranger",  # ranger | adam
+        "lr": 1e-4,
+        "batch": 8,
+        "steps": 3000,
+        "l2_lambda": 1.0,
+        "lpips_lambda": 0.8,
+        "lpips_net": "alex",
+        "lpips_weights": "",  # local LPIPS weights; "" = search $GANEDIT_CACHE
+        "w_norm_lambda": 0.0,
+        "restyle": False,
+        "restyle_iters": 3,
+    }
+    snapshot_columns = 3  # input | output | target
+
+    def __init__(self, cfg: Dict[str, Any]) -> None:
+        super().__init__(cfg)
+        if cfg["task"] not in TASKS:
+            raise ConfigError(f"psp: unknown task {cfg['task']!r} (known: {', '.join(TASKS)})")
+        if cfg["optim"] not in ("ranger", "adam"):
+            raise ConfigError(f"psp: optim must be ranger or adam, got {cfg['optim']!r}")
+        self.lpips = None
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def build_data(self) -> torch.utils.data.Dataset:
+        c = self.cfg
+        spec, size, task, seed = str(c["data"]), int(c["size"]), c["task"], int(c["seed"])
+        factors = [int(f) for f in c["resize_factors"]] or [1]
+        if spec.split(":")[0] == "synthetic":
+            return self._synthetic(spec, size, task, seed, factors)
+        if task not in IMAGE_ONLY_TASKS:
+            raise DataError(f"psp: task {task!r} needs paired conditions; train it on the built-in world (--data synthetic:N)")
+        from ganedit.data.datasets import open_image_dataset
+
+        return DerivedPairs(open_image_dataset(spec, size=size), task, factors, seed)
+
+    @staticmethod
+    def _synthetic(spec: str, size: int, task: str, seed: int, factors: List[int]) -> TaskPairs:
+        from ganedit.data.synthetic import CLASSES, render, sample_appearance, sample_structure
+        from ganedit.data.synthetic.factors import frontalize
+
+        try:
+            n = int(spec.split(":")[1]) if ":" in spec else 4000
+        except ValueError:
+            raise DataError(f"psp: bad synthetic spec {spec!r} (expected synthetic:N)") from None
+        if size < 32:
+            raise DataError(f"psp: the synthetic world renders 32 px and up, got size={size}")
+        st, ap = sample_structure(n, seed), sample_appearance(n, seed)
+        r = render(st, ap, size)
+        if task == "sketch":
+            return TaskPairs(r.sketch, r.image)
+        if task == "segmentation":
+            return TaskPairs(F.one_hot(r.segmentation, len(CLASSES)).permute(0, 3, 1, 2).float(), r.image)
+        if task == "frontalize":
+            return TaskPairs(r.image, render(frontalize(st), ap, size).image)
+        return TaskPairs(task_condition(r.image, task, factors, seed), r.image)
+
+    # -- networks ------------------------------------------------------------------------------------------
+    def _decoder(self) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor], torch.Tensor]:
+        """(Generator config, its state dict, the average w [1, dim]) of the frozen decoder."""
+        import ganedit
+        from ganedit.models.stylegan2 import Generator, StyleGAN2
+
+        if not self.cfg["decoder"]:
+            raise ConfigError("psp: no decoder given (--set decoder=PATH to a StyleGAN2 checkpoint, native or rosinality)")
+        model = ganedit.load(self.cfg["decoder"])
+        if isinstance(model, StyleGAN2):
+            return model.g_ema.config, model.g_ema.state_dict(), model.w_avg.reshape(1, -1)
+        if isinstance(model, Generator):
+            return model.config, model.state_dict(), model.mean_latent(10000, seed=0)
+        raise ConfigError(f"psp: {self.cfg['decoder']} holds a {type(model).__name__}, not a StyleGAN2 generator")
+
+    def encoder_spec(self, n_styles: int, style_dim: int) -> Dict[str, Any]:
+        c = self.cfg
+        spec: Dict[str, Any] = {
+            "type": c["encoder_type"], "input_nc": input_channels(c["task"]) + (3 if c["restyle"] else 0),
+            "num_layers": c["num_layers"], "mode": c["mode"], "depths": list(c["depths"]), "input_width": c["input_width"],
+            "input_size": int(c["input_size"] or c["size"]), "se_reduction": c["se_reduction"], "style_dim": style_dim,
+        }
+        if c["units"]:
+            spec["units"] = list(c["units"])
+        if c["encoder_type"] != "BackboneEncoderUsingLastLayerIntoW":
+            spec["n_styles"] = n_styles
+        return spec
+
+    def make_model(self, g_config: Dict[str, Any]) -> PSP:
+        """The untrained model around a decoder of ``g_config`` (its weights are loaded by ``build``)."""
+        from ganedit.data.synthetic import CLASSES
+
+        c = self.cfg
+        n_latent = 2 * (int(g_config["size"]).bit_length() - 1) - 2
+        return PSP(self.encoder_spec(n_latent, int(g_config["style_dim"])), g_config, start_from_latent_avg=c["start_from_latent_avg"],
+                   learn_in_w=c["learn_in_w"], output_pool=int(c["size"]), task=c["task"],
+                   label_nc=len(CLASSES) if c["task"] == "segmentation" else 0, restyle=c["restyle"])
+
+    def extra_optimizers(self, model: PSP) -> Optimizers:
+        return {}
+
+    def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
+        c = self.cfg
+        g_config, g_state, w_avg = self._decoder()
+        model = self.make_model(g_config)
+        model.decoder.load_state_dict(g_state)
+        with torch.no_grad():
+            model.latent_avg.copy_(w_avg.reshape(1, -1).expand_as(model.latent_avg))
+        model = model.to(device)
+        set_requires_grad(model.decoder, False)
+        params = list(model.encoder.parameters())
+        opts = {"E": Ranger(params, lr=c["lr"]) if c["optim"] == "ranger" else torch.optim.Adam(params, lr=c["lr"])}
+        opts.update(self.extra_optimizers(model))
+        self._load_lpips(device)
+        return {"psp": model}, opts
+
+    def _load_lpips(self, device: torch.device) -> None:
+        if self.cfg["lpips_lambda"] <= 0:
+            return
+        from ganedit.metrics.lpips_net import load_lpips
+        from ganedit.metrics.weights import MissingWeightsError
+
+        try:
+            self.lpips = load_lpips(self.cfg["lpips_net"], self.cfg["lpips_weights"] or None).to(device).eval()
+            set_requires_grad(self.lpips, False)
+        except MissingWeightsError as exc:
+            first = str(exc).splitlines()[0]
+            print(f"psp: LPIPS weights not found ({first}); training without the LPIPS term (L2 and w-norm only)", file=sys.stderr)
+
+    # -- one step ------------------------------------------------------------------------------------------
+    def _losses(self, model: PSP, wplus: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, Any], torch.Tensor]:
+        c = self.cfg
+        out = model.pool(model.decode(wplus, noise="random"))
+        if out.shape[-1] != target.shape[-1]:
+            out = F.interpolate(out, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        l2 = F.mse_loss(out, target)
+        loss = c["l2_lambda"] * l2
+        logs: Dict[str, Any] = {"loss/l2": l2.detach()}
+        if self.lpips is not None:
+            lp = self.lpips(out, target).mean()
+            loss = loss + c["lpips_lambda"] * lp
+            logs["loss/lpips"] = lp.detach()
+        if c["w_norm_lambda"] > 0:
+            offset = wplus - model.latent_avg if c["start_from_latent_avg"] else wplus
+            w_norm = offset.norm(2, dim=(1, 2)).mean()
+            loss = loss + c["w_norm_lambda"] * w_norm
+            logs["loss/w_norm"] = w_norm.detach()
+        logs["loss/total"] = loss.detach()
+        return loss, logs, out
+
+    def train_step(self, batch: Any, ctx: StepContext) -> Dict[str, Any]:
+        model: PSP = self.nets["psp"]
+        x, target = batch["input"], batch["target"]
+        x = model.to_encoder_input(x)
+        with ctx.autocast():
+            if not self.cfg["restyle"]:
+                loss, logs, _ = self._losses(model, model.encode(x), target)
+                ctx.optimize("E", loss)
+                return logs
+            w = model.average_wplus(x.shape[0])
+            with torch.no_grad():
+                current = model.decode(w[:1]).expand(x.shape[0], -1, -1, -1)
+            logs = {}
+            for k in range(int(self.cfg["restyle_iters"])):
+                delta = model.encoder(torch.cat([x, model.to_encoder_input(current)], 1))
+                w = w.detach() + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
+                loss, step_logs, out = self._losses(model, w, target)
+                ctx.optimize("E", loss)
+                current = out.detach()
+                logs.update({f"{key}_iter{k}": v for key, v in step_logs.items()})
+            return logs
+
+    # -- snapshots, export ---------------------------------------------------------------------------------
+    def snapshot(self, inputs: Any) -> torch.Tensor:
+        model: PSP = self.nets["psp"]
+        with eval_mode(model):
+            x = model.to_encoder_input(inputs["input"])
+            out = model.pool(model.decode(model.encode(x)))
+            target = inputs["target"]
+            if out.shape[-1] != target.shape[-1]:
+                out = F.interpolate(out, size=target.shape[-2:], mode="bilinear", align_corners=False)
+            shown = F.interpolate(visible(inputs["input"], self.cfg["task"]), size=target.shape[-2:], mode="nearest")
+            return torch.stack([shown, out, target], 1).reshape(-1, *target.shape[1:])
+
+    def export(self) -> nn.Module:
+        return self.nets["psp"].eval()
+

@@ -1,0 +1,67 @@
+"""`ganedit train e4e`: progressive stages by step (offsets beyond the stage get no update), the latent
+discriminator with R1 and w pools, the delta regulariser, exact resume across a stage change, and the export."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import ganedit
+from ganedit.models.e4e import E4E
+from ganedit.models.stylegan2 import Generator
+from ganedit.train.loop import train
+
+FAST = {"workers": 0, "device": "cpu", "tensorboard": False, "quiet": True, "log_every": 1, "snapshot_every": 0,
+        "checkpoint_every": 0, "data": "synthetic:8", "size": 32, "input_size": 32, "batch": 4, "units": [1, 1, 1, 1],
+        "depths": [4, 6, 8, 10], "input_width": 4, "se_reduction": 2, "lpips_lambda": 0.0, "similarity_lambda": 0.0,
+        "progressive_start": 2, "progressive_step_every": 1, "w_pool_size": 3, "d_reg_every": 2, "w_discriminator_lr": 1e-3}
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory):
+    torch.manual_seed(5)
+    path = tmp_path_factory.mktemp("dec") / "g"
+    ganedit.save(Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8}), path)  # 6 w+ rows
+    return str(path)
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "loss/total" in line]
+
+
+def test_stages_regularisers_and_export(tmp_path, decoder):
+    run = tmp_path / "a"
+    trainer = train("e4e", {**FAST, "decoder": decoder, "out": str(run), "steps": 5})
+    rows = _rows(run)
+    assert [r["e4e/stage"] for r in rows] == [0, 0, 1, 2, 3]  # stage k from progressive_start + (k-1) * every
+    assert all("loss/D" in r and "loss/adv" in r for r in rows)
+    assert [("loss/R1" in r) for r in rows] == [True, False, True, False, True]  # every d_reg_every steps
+    assert "loss/delta" not in rows[0] and rows[3]["loss/delta"] > 0  # offsets are regularised once active
+    model = ganedit.load(run / "model")
+    assert isinstance(model, E4E) and model.encoder.progressive_stage == 18 and hasattr(model, "latent_discriminator")
+    assert len(trainer.method.real_pool.images) == 3  # the pool filled up to its size
+
+
+def test_offsets_beyond_the_stage_are_not_trained(tmp_path, decoder):
+    one = train("e4e", {**FAST, "decoder": decoder, "out": str(tmp_path / "one"), "steps": 1}).method.nets["psp"]
+    two = train("e4e", {**FAST, "decoder": decoder, "out": str(tmp_path / "two"), "steps": 2}).method.nets["psp"]
+    state1, state2 = one.encoder.state_dict(), two.encoder.state_dict()
+    for k in state1:  # both runs stayed in stage 0: only w0's map2style and the backbone moved
+        if k.startswith(("styles.0.", "body.", "input_layer.")) or "num_batches" in k:
+            continue
+        assert torch.equal(state1[k], state2[k]), k
+    assert not torch.equal(state1["styles.0.linear.weight"], state2["styles.0.linear.weight"])
+    d1, d2 = one.latent_discriminator.state_dict(), two.latent_discriminator.state_dict()
+    assert not torch.equal(d1["mlp.0.weight"], d2["mlp.0.weight"])
+
+
+def test_resume_across_a_stage_change_is_exact(tmp_path, decoder):
+    cfg = {**FAST, "decoder": decoder, "checkpoint_every": 3}
+    straight = train("e4e", {**cfg, "out": str(tmp_path / "a"), "steps": 5})
+    train("e4e", {**cfg, "out": str(tmp_path / "b"), "steps": 3})
+    resumed = train("e4e", {**cfg, "out": str(tmp_path / "b"), "steps": 5}, resume="auto")
+    assert resumed.step == 5
+    for (k, a), b in zip(straight.method.nets["psp"].state_dict().items(), resumed.method.nets["psp"].state_dict().values()):
+        assert torch.equal(a, b), k
+    assert torch.equal(torch.cat(straight.method.fake_pool.images), torch.cat(resumed.method.fake_pool.images))

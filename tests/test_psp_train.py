@@ -1,0 +1,112 @@
+"""`ganedit train psp` on the engine: the task data of the synthetic world, the frozen decoder, losses that fall
+over a few steps, ReStyle training, Ranger, and an exported model that ganedit.load rebuilds."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import ganedit
+from ganedit.errors import ConfigError
+from ganedit.methods.psp import PSPMethod, task_condition
+from ganedit.models.psp import PSP
+from ganedit.models.stylegan2 import Generator
+from ganedit.train.loop import train
+from ganedit.train.ranger import Ranger
+
+FAST = {"workers": 0, "device": "cpu", "tensorboard": False, "quiet": True, "log_every": 1, "snapshot_every": 0,
+        "checkpoint_every": 0, "data": "synthetic:8", "size": 32, "input_size": 32, "batch": 4, "units": [1, 1, 1, 1],
+        "depths": [4, 6, 8, 10], "input_width": 4, "se_reduction": 2, "lpips_lambda": 0.0}
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory):
+    torch.manual_seed(5)
+    path = tmp_path_factory.mktemp("dec") / "g"
+    ganedit.save(Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8}), path)
+    return str(path)
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_encode_task_trains_and_exports(tmp_path, decoder):
+    run = tmp_path / "run"
+    trainer = train("psp", {**FAST, "decoder": decoder, "out": str(run), "steps": 12, "optim": "adam", "lr": 3e-3,
+                            "data": "synthetic:4", "w_norm_lambda": 0.01})
+    rows = [r for r in _rows(run) if "loss/l2" in r]
+    assert len(rows) == 12 and all(math.isfinite(r["loss/total"]) for r in rows)
+    assert rows[-1]["loss/l2"] < rows[0]["loss/l2"]  # one batch of 4 images, seen every step: the fit improves
+    model = ganedit.load(run / "model")
+    assert isinstance(model, PSP) and model.encoder.input_nc == 3 and model.input_size == 32
+    # the decoder stayed frozen: identical to the file it came from
+    frozen = ganedit.load(decoder)
+    for k, v in frozen.state_dict().items():
+        assert torch.equal(model.decoder.state_dict()[k], v), k
+    assert isinstance(trainer.method.opts["E"], torch.optim.Adam)
+
+
+@pytest.mark.parametrize("task,channels", [("sketch", 1), ("segmentation", 7), ("inpaint", 4), ("frontalize", 3), ("super_resolution", 3)])
+def test_task_data_and_a_step(tmp_path, decoder, task, channels):
+    run = tmp_path / task
+    trainer = train("psp", {**FAST, "decoder": decoder, "out": str(run), "steps": 1, "task": task})
+    data = trainer.method.build_data()
+    item = data[0]
+    assert item["input"].shape == (channels, 32, 32) and item["target"].shape == (3, 32, 32)
+    if task == "frontalize":
+        assert not torch.equal(item["input"], item["target"])
+    model = ganedit.load(run / "model")
+    assert model.task == task and model.encoder.input_nc == channels
+    assert isinstance(trainer.method.opts["E"], Ranger)
+
+
+def test_image_derived_conditions():
+    images = torch.rand(3, 3, 16, 16) * 2 - 1
+    inp = task_condition(images, "inpaint", [1], seed=0)
+    hole = inp[:, 3:] > 0.5
+    assert 0 < hole.float().mean() < 0.5
+    assert torch.all(inp[:, :3][hole.expand(-1, 3, -1, -1)] == 0)  # masked pixels are mid-grey
+    torch.testing.assert_close(inp[:, :3][~hole.expand(-1, 3, -1, -1)], images[~hole.expand(-1, 3, -1, -1)])
+    sr = task_condition(images, "super_resolution", [1, 4], seed=0)  # the factor goes by image index
+    low = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(images[1:2], 4), size=16, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(sr[1:2], low)
+    assert torch.equal(sr[0], images[0]) and torch.equal(sr[2], images[2])
+    with pytest.raises(ConfigError, match="synthetic"):
+        task_condition(images, "sketch", [1], seed=0)
+
+
+def test_restyle_training_runs_each_iteration(tmp_path, decoder):
+    run = tmp_path / "rs"
+    train("psp", {**FAST, "decoder": decoder, "out": str(run), "steps": 2, "restyle": True, "restyle_iters": 2})
+    rows = [r for r in _rows(run) if "loss/l2_iter1" in r]
+    assert len(rows) == 2 and "loss/l2_iter0" in rows[0]
+    model = ganedit.load(run / "model")
+    assert model.restyle and model.encoder.input_nc == 6
+    with torch.no_grad():
+        assert len(model.restyle_steps(torch.zeros(1, 3, 16, 16), 3)) == 3
+
+
+def test_missing_decoder_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="decoder"):
+        train("psp", {**FAST, "out": str(tmp_path / "x"), "steps": 1})
+
+
+def test_ranger_minimises_a_quadratic():
+    torch.manual_seed(0)
+    target = torch.randn(4, 3)
+    for use_gc in (False, True):
+        p = torch.nn.Parameter(torch.zeros(4, 3))
+        opt = Ranger([p], lr=0.1, use_gc=use_gc)
+        for _ in range(300):
+            opt.zero_grad()
+            ((p - target) ** 2).sum().backward()
+            opt.step()
+        q = p.detach()
+        if use_gc:  # centralised gradients only move each row around its mean: the centred target is reached
+            assert (q - q.mean(1, keepdim=True) - (target - target.mean(1, keepdim=True))).abs().max() < 0.01
+        else:
+            assert (q - target).abs().max() < 0.01
+        assert opt.state[p]["step"] == 300 and "slow_buffer" in opt.state[p]
