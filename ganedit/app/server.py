@@ -42,11 +42,18 @@ def build_app(models_dir: "str | Path | None" = None, device: str = "auto") -> A
     return app
 
 
-def serve(models_dir: "str | Path | None" = None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto",
-          ready: Optional[Any] = None) -> None:
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {host}: anyone who can reach this machine on port {port} can use the app and "
-              "its CPU/GPU; there is no login. Use the default 127.0.0.1 unless you mean it.", file=sys.stderr, flush=True)
+def host_warning(host: str, port: int) -> Optional[str]:
+    """The warning printed when the app listens beyond this machine (there is no login)."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return (f"warning: serving on {host}: anyone who can reach this machine on port {port} can use the app and "
+            "its CPU/GPU; there is no login. Use the default 127.0.0.1 unless you mean it.")
+
+
+def serve(models_dir: "str | Path | None" = None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto") -> None:
+    warning = host_warning(host, port)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     app = build_app(models_dir, device)
     app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, show_api=False, share=False,
                inbrowser=False, quiet=False)
