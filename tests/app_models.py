@@ -16,6 +16,11 @@ def make_models(root: Path) -> Path:
     sg = StyleGAN2(generator=dict(size=16, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32))
     sg.latent_avg.copy_(sg.g_ema.mean_latent(256, seed=0).reshape(-1))
     save_model(sg, root / "sg2_tiny", meta={"trained_on": "nothing (random weights, test)"})
-    save_model(UnetGenerator(num_downs=5, ngf=4), root / "pix2pix_tiny", meta={"trained_on": "nothing (pix2pix test)"})
+    unet = UnetGenerator(num_downs=5, ngf=4)
+    with torch.no_grad():  # freshly initialised, it outputs near-grey; larger weights give a visible image
+        for p in unet.parameters():
+            if p.dim() == 4:
+                p.mul_(8)
+    save_model(unet, root / "pix2pix_tiny", meta={"trained_on": "nothing (pix2pix test)"})
     save_model(GeneratorPair.of(ResnetGenerator(ngf=4, n_blocks=1), ResnetGenerator(ngf=4, n_blocks=1)), root / "cyclegan" / "pair")
     return root

@@ -55,5 +55,5 @@ def serve(models_dir: "str | Path | None" = None, host: str = "127.0.0.1", port:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     app = build_app(models_dir, device)
-    app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, show_api=False, share=False,
+    app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False,
                inbrowser=False, quiet=False)
