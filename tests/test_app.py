@@ -108,6 +108,8 @@ def test_swap_matches_the_python_api(catalog):
     copy = work.swap(catalog, "cpu", SHIPPED_SWAPAE, str(a_path), str(b_path), 1.0, "copy", (0.0, 0.0, 0.5, 0.5))
     want = to_uint8_hwc(E.copy_structure_region(model, a, b, (0, 0, 32, 32))[0])
     assert np.array_equal(copy, want)
+    seen = work.preview(catalog, "cpu", SHIPPED_SWAPAE, "swapae", str(EXAMPLES / "photo_astronaut.png"))
+    assert np.array_equal(seen, to_uint8_hwc(read_image(EXAMPLES / "photo_astronaut.png", 64)[0]))
     with pytest.raises(ConfigError, match="region"):
         work.swap(catalog, "cpu", SHIPPED_SWAPAE, str(a_path), str(b_path), 1.0, "blend", (0.5, 0.0, 0.2, 1.0))
 

@@ -190,8 +190,10 @@ def test_translate_tab(page, server, tmp_path):
     got = _run(page, "translate-run", "translate-result", "translate-status")
     generator = ganedit.load(server[1] / "pix2pix_tiny")
     set_test_mode(generator, "eval")
+    generator.to(memory_format=torch.channels_last)  # as `ganedit translate` runs it (same kernels, same pixels)
+    x = read_image(src, 64, crop=False, allow_upscale=True).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        want = to_uint8_hwc(generator(read_image(src, 64, crop=False, allow_upscale=True))[0])
+        want = to_uint8_hwc(generator(x)[0].contiguous())
     assert np.array_equal(got, want)
     _shot(page, "translate")
     _upload(page, "translate-input", _bad_file(tmp_path))

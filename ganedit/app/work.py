@@ -50,6 +50,11 @@ def image_size(model: Any) -> int:
     return int(getattr(model, "config", {}).get("image_size", 256))
 
 
+def preview(catalog: Catalog, device: str, name: str, kind: str, upload: object) -> np.ndarray:
+    """An upload as the model will read it (checked, cropped and resized to the model's size)."""
+    return to_uint8_hwc(read_upload(upload, "image", image_size(load(catalog, name, kind, device)))[0])
+
+
 def swap(catalog: Catalog, device: str, name: str, structure: object, texture: object, alpha: float,
          mode: str = "swap", box: Tuple[float, float, float, float] = (0.25, 0.25, 0.75, 0.75), seed: int = 0) -> np.ndarray:
     """Swapping Autoencoder: ``mode`` swap (texture mixed in by ``alpha``, as `ganedit swap`), or blend / copy:
@@ -93,9 +98,11 @@ def translate(catalog: Catalog, device: str, name: str, image: object, direction
         x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
     elif in_nc != 3:
         raise ConfigError(f"the generator takes {in_nc} input channels; only 1- or 3-channel generators translate images")
+    # channels_last as `ganedit translate` runs it: the same kernels, so the same pixels as the CLI
+    generator.to(memory_format=torch.channels_last)
     with torch.inference_mode():
-        y = generator(x)
-    return to_uint8_hwc(y[0])
+        y = generator(x.contiguous(memory_format=torch.channels_last))
+    return to_uint8_hwc(y[0].contiguous())
 
 
 def _check_seeds(seeds: Sequence[int], what: str) -> List[int]:

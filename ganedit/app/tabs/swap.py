@@ -21,9 +21,13 @@ def build(ctx: AppContext) -> None:
     info = gr.Markdown(ctx.catalog.info(names[0], KIND), elem_id="swap-info")
     model.change(lambda n: ctx.catalog.info(n, KIND), model, info)
     with gr.Row():
-        structure = gr.File(label="structure image", file_types=["image"], elem_id="swap-structure")
-        texture = gr.File(label="texture image", file_types=["image"], elem_id="swap-texture")
-        result = gr.Image(label="result", type="numpy", format="png", interactive=False, elem_id="swap-result")
+        with gr.Column():
+            structure = gr.File(label="structure image", file_types=["image"], elem_id="swap-structure")
+            structure_seen = gr.Image(label="structure, as the model sees it", interactive=False, height=128)
+        with gr.Column():
+            texture = gr.File(label="texture image", file_types=["image"], elem_id="swap-texture")
+            texture_seen = gr.Image(label="texture, as the model sees it", interactive=False, height=128)
+        result = gr.Image(label="result", type="numpy", format="png", interactive=False, height=256, elem_id="swap-result")
     alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="texture strength (0 = reconstruct the structure image, 1 = full swap)", elem_id="swap-alpha")
     mode = gr.Radio(["swap", "blend", "copy"], value="swap", label="mode: whole-image swap, or a region edit that "
                     "blends / copies the texture image's structure inside the rectangle below", elem_id="swap-mode")
@@ -36,6 +40,11 @@ def build(ctx: AppContext) -> None:
     def handler(name, a, b, al, md, x0, y0, x1, y1):
         return work.swap(ctx.catalog, ctx.device, name, a, b, al, md, (x0, y0, x1, y1))
 
+    def preview(name, upload):
+        return None if upload is None else work.preview(ctx.catalog, ctx.device, name, KIND, upload)
+
+    structure.change(guarded(preview), [model, structure], [structure_seen, status])
+    texture.change(guarded(preview), [model, texture], [texture_seen, status])
     run.click(guarded(handler), [model, structure, texture, alpha, mode, *boxes], [result, status])
     gr.Examples([[ctx.example("synth_face_0.png"), ctx.example("synth_face_1.png")],
                  [ctx.example("synth_face_2.png"), ctx.example("synth_face_3.png")],
