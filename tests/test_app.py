@@ -148,3 +148,14 @@ def test_serve_help_and_host_warning(capsys):
     assert "--models" in capsys.readouterr().out
     assert host_warning("127.0.0.1", 7860) is None
     assert "0.0.0.0" in host_warning("0.0.0.0", 7860) and "warning" in host_warning("0.0.0.0", 7860)
+
+
+def test_app_without_models_says_so_in_the_tabs():
+    pytest.importorskip("gradio", reason="gradio is in the test extra; install it to build the app")
+    import json
+
+    from ganedit.app import build_app
+
+    text = json.dumps(build_app().config)
+    assert "swapae_synth64 (shipped)" in text and "synthetic:4000" in text
+    assert "No pix2pix or CycleGAN model is available" in text and "No StyleGAN2 model is available" in text
