@@ -3,6 +3,7 @@ limit, no extra file paths served."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -21,6 +22,8 @@ QUEUE_SIZE = 32
 
 
 def _gradio() -> Any:
+    # ganedit makes no network calls at run time: Gradio's usage analytics stay off unless the user asks
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio
     except ImportError:
