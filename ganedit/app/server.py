@@ -19,6 +19,8 @@ from ganedit.errors import ConfigError
 # request 33 gets "queue full" instead of piling up memory.
 CONCURRENCY = 1
 QUEUE_SIZE = 32
+# GAN outputs are small (64 px): show them filling their box with visible pixels instead of a blurry stamp
+CSS = ".pixels img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 
 
 def _gradio() -> Any:
@@ -58,5 +60,5 @@ def serve(models_dir: "str | Path | None" = None, host: str = "127.0.0.1", port:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     app = build_app(models_dir, device)
-    app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False,
+    app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False, css=CSS,
                inbrowser=False, quiet=False)

@@ -26,14 +26,14 @@ def build(ctx: AppContext) -> None:
         with gr.Column():
             seeds = gr.Textbox("0-7", label="seeds (e.g. 0-7 or 1,5,9)", elem_id="sample-seeds")
             run = gr.Button("Sample", variant="primary", elem_id="sample-run")
-            grid = gr.Image(label="samples", type="numpy", format="png", interactive=False, height=256, elem_id="sample-result")
+            grid = gr.Image(label="samples", type="numpy", format="png", interactive=False, height=256, elem_classes=["pixels"], elem_id="sample-result")
         with gr.Column():
             rows = gr.Textbox("1-3", label="row seeds", elem_id="mix-rows")
             cols = gr.Textbox("10-12", label="column seeds", elem_id="mix-cols")
             layers = gr.Dropdown(["coarse", "middle", "fine"], value="coarse", allow_custom_value=True,
                                  label="layers from the columns (coarse, middle, fine, or w+ rows A-B)", elem_id="mix-layers")
             mix_run = gr.Button("Mix", elem_id="mix-run")
-            mixed = gr.Image(label="style mixing", type="numpy", format="png", interactive=False, height=256, elem_id="mix-result")
+            mixed = gr.Image(label="style mixing", type="numpy", format="png", interactive=False, height=256, elem_classes=["pixels"], elem_id="mix-result")
     status = gr.Textbox(label="status", interactive=False, elem_id="sample-status")
 
     def do_sample(name, s, psi):

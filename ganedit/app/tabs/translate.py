@@ -23,7 +23,7 @@ def build(ctx: AppContext) -> None:
     direction = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="direction (BtoA needs a CycleGAN pair)", elem_id="translate-direction")
     with gr.Row():
         image = gr.File(label="input image", file_types=["image"], elem_id="translate-input")
-        result = gr.Image(label="result", type="numpy", format="png", interactive=False, height=256, elem_id="translate-result")
+        result = gr.Image(label="result", type="numpy", format="png", interactive=False, height=256, elem_classes=["pixels"], elem_id="translate-result")
     size = gr.Slider(32, 512, value=256, step=32, label="resize the input to N x N first", elem_id="translate-size")
     run = gr.Button("Translate", variant="primary", elem_id="translate-run")
     status = gr.Textbox(label="status", interactive=False, elem_id="translate-status")
