@@ -142,9 +142,10 @@ def train_regressor(
     return model, info
 
 
-def heldout_batches(n: int, seed: int = 0, size: int = 64, domain_y_every: int = 0, batch: int = 500) -> Sequence[Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]]:
-    """Held-out world images (seed ``heldout_seed(seed)``: never seen in training) in batches."""
+def heldout_batches(n: int, seed: int = 0, size: int = 64, domain_y_every: int = 0, batch: int = 500,
+                    start: int = 0) -> Sequence[Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]]:
+    """Held-out world images ``start .. start+n-1`` (seed ``heldout_seed(seed)``: never seen in training)."""
     from ganedit.data.synthetic import heldout_seed
 
     held = heldout_seed(seed)
-    return [world_batch(min(batch, n - i), held, i, size, domain_y_every) for i in range(0, n, batch)]
+    return [world_batch(min(batch, n - i), held, start + i, size, domain_y_every) for i in range(0, n, batch)]
