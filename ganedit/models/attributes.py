@@ -30,7 +30,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganedit.data.synthetic import factors as world
-from ganedit.data.synthetic.render import CLASSES  # noqa: F401  (re-exported for users of the regressor)
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model
 
