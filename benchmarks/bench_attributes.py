@@ -31,13 +31,16 @@ def accuracy_section(scores: Dict[str, Dict[str, float]], scores_y: Dict[str, Di
     from ganedit.models.attributes import FACTOR_BY_NAME
 
     train = meta.get("train", {})
+    runs = train.get("earlier_runs", []) + [train]
+    trained = " + ".join(f"{r.get('seconds', 0) / 60:.0f} min ({r.get('steps_done', '?')} steps, {r.get('images_seen', '?')} images)" for r in runs)
+    cpu = [r["cpu_seconds"] for r in runs if "cpu_seconds" in r]
     lines = [
         "## Attribute regressor: accuracy per factor on held-out world images (64 px)",
         "",
-        f"Command: `{command}`. Model: `{model_path}` (trained {train.get('seconds', 0) / 60:.1f} min, "
-        f"{train.get('steps_done', '?')} steps, {train.get('images_seen', '?')} images; command in "
-        f"ganedit/assets/README.md). {n} held-out images (seed 2**31), domain X; the last column: every 4th image "
-        f"in domain Y. Only images where the factor is visible count (n). {machine_line()}",
+        f"Command: `{command.strip()}`. Model: `{model_path}`, trained {trained} on one shared core"
+        + (f" (the last run got {cpu[-1] / 60:.0f} CPU-minutes of it)" if cpu else "")
+        + f"; commands in ganedit/assets/README.md. {n} held-out images (seed 2**31), domain X; the X+Y column: every "
+        f"4th image in domain Y. Only images where the factor is visible count (n). {machine_line()}",
         "",
         f"`predict_factors` speed: {n / speed['median']:.0f} img/s median, {n / speed['min']:.0f} best "
         f"({speed['repeats']} repeats of {n} images).",
