@@ -19,9 +19,10 @@ def attributes() -> None:
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Adam learning rate [default: 2e-3].")
 @click.option("--channels", default=None, help="Five comma-separated widths at 64/32/16/8/4 px [default: 8,16,32,64,128].")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="World seed (held-out images use 2**31 + seed).")
+@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None, help="Continue from this regressor (a fresh learning-rate cycle).")
 @click.option("--eval-images", type=click.IntRange(0), default=2000, show_default=True, help="Held-out images scored after training (0: none).")
 def train_cmd(out: str, steps: int, minutes: Optional[float], batch: Optional[int], lr: Optional[float],
-              channels: Optional[str], seed: int, eval_images: int) -> None:
+              channels: Optional[str], seed: int, init: Optional[str], eval_images: int) -> None:
     """Train the regressor on freshly rendered world images and save it to OUT.
 
     \b
@@ -43,8 +44,9 @@ def train_cmd(out: str, steps: int, minutes: Optional[float], batch: Optional[in
             raise ConfigError(f"--channels must be five comma-separated integers, got {channels!r}") from None
         if len(overrides["channels"]) != 5 or min(overrides["channels"]) < 1:
             raise ConfigError(f"--channels must be five positive integers, got {channels!r}")
-    model, info = train_regressor(out, steps=steps, minutes=minutes, seed=seed, echo=click.echo, **overrides)
-    click.echo(f"trained {info['steps_done']} steps ({info['images_seen']} images) in {info['seconds']:.0f} s -> {out}")
+    model, info = train_regressor(out, steps=steps, minutes=minutes, seed=seed, echo=click.echo, init=init, **overrides)
+    click.echo(f"trained {info['steps_done']} steps ({info['images_seen']} images) in {info['seconds']:.0f} s "
+               f"({info['cpu_seconds']:.0f} s of CPU) -> {out}")
     if eval_images:
         _print_scores(model, eval_images, seed)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganedit.data.synthetic.export import apply_masks, downsample  # noqa: F401  (the world's own rules)
+from ganedit.data.synthetic.export import downsample  # noqa: F401  (the world's own rule, used by edit.indomain)
 
 _SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
 # Gradient magnitudes (per pixel, images in [-1, 1]) mapped to paper and to full ink: a one-pixel step of

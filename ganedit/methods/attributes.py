@@ -90,10 +90,13 @@ def train_regressor(
     seed: int = 0,
     log_every: int = 100,
     echo: Callable[[str], None] = print,
+    init: Optional[str] = None,
     **overrides: Any,
 ) -> Tuple[AttributeRegressor, Dict[str, Any]]:
     """Train a regressor for ``steps`` steps or ``minutes`` minutes, whichever ends first; save it to ``out``
-    (a native folder) when given. Returns (model in eval mode, info: config, steps, images, seconds, losses)."""
+    (a native folder) when given. ``init``: a regressor folder to continue from (its architecture is kept, a
+    fresh learning-rate cycle starts, and the stream continues after the images it saw).
+    Returns (model in eval mode, info: config, steps, images, seconds, CPU seconds, losses, earlier runs)."""
     from ganedit.errors import ConfigError
 
     unknown = set(overrides) - set(DEFAULTS)
@@ -101,12 +104,25 @@ def train_regressor(
         raise ConfigError(f"attributes train: unknown option(s) {sorted(unknown)} (known: {', '.join(DEFAULTS)})")
     cfg = {**DEFAULTS, **overrides, "steps": steps, "minutes": minutes, "seed": seed}
     torch.manual_seed(seed)
-    model = AttributeRegressor(channels=cfg["channels"], feature_dim=cfg["feature_dim"])
+    earlier: list = []
+    offset = 0  # images of the stream already seen (by the run continued from)
+    if init is not None:
+        from ganedit.formats.native import read_config
+        from ganedit.models.attributes import load_regressor
+
+        model = load_regressor(init)
+        before = read_config(init).get("meta", {}).get("train", {})
+        earlier = before.get("earlier_runs", []) + [{k: v for k, v in before.items() if k not in ("history", "earlier_runs")}]
+        offset = sum(int(r.get("images_seen", 0)) for r in earlier)
+        cfg["channels"], cfg["feature_dim"] = model.config["channels"], model.config["feature_dim"]
+        cfg["init"] = str(init)
+    else:
+        model = AttributeRegressor(channels=cfg["channels"], feature_dim=cfg["feature_dim"])
     model.train()
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.99))
     generator = torch.Generator().manual_seed(seed)
     budget = None if minutes is None else minutes * 60.0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     history: list = []
     running = 0.0
     step = 0
@@ -117,7 +133,7 @@ def train_regressor(
             break
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg["lr"], progress, step, cfg["warmup_steps"])
-        images, targets, visible = world_batch(cfg["batch"], seed, step * cfg["batch"], cfg["size"], cfg["domain_y_every"])
+        images, targets, visible = world_batch(cfg["batch"], seed, offset + step * cfg["batch"], cfg["size"], cfg["domain_y_every"])
         images = degrade(images, generator, cfg["blur_probability"], cfg["noise_probability"], cfg["max_noise"])
         losses = factor_losses(model.specs, model(images), targets, visible)
         loss = torch.stack(list(losses.values())).mean()
@@ -134,7 +150,8 @@ def train_regressor(
         step = steps
     model.eval()
     seconds = time.perf_counter() - start
-    info = {"config": cfg, "steps_done": step, "images_seen": step * cfg["batch"], "seconds": round(seconds, 1), "history": history}
+    info = {"config": cfg, "steps_done": step, "images_seen": step * cfg["batch"], "seconds": round(seconds, 1),
+            "cpu_seconds": round(time.process_time() - cpu_start, 1), "history": history, "earlier_runs": earlier}
     if out is not None:
         from ganedit.formats.native import save_model
 
@@ -142,9 +159,10 @@ def train_regressor(
     return model, info
 
 
-def heldout_batches(n: int, seed: int = 0, size: int = 64, domain_y_every: int = 0, batch: int = 500) -> Sequence[Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]]:
-    """Held-out world images (seed ``heldout_seed(seed)``: never seen in training) in batches."""
+def heldout_batches(n: int, seed: int = 0, size: int = 64, domain_y_every: int = 0, batch: int = 500,
+                    start: int = 0) -> Sequence[Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]]:
+    """Held-out world images ``start .. start+n-1`` (seed ``heldout_seed(seed)``: never seen in training)."""
     from ganedit.data.synthetic import heldout_seed
 
     held = heldout_seed(seed)
-    return [world_batch(min(batch, n - i), held, i, size, domain_y_every) for i in range(0, n, batch)]
+    return [world_batch(min(batch, n - i), held, start + i, size, domain_y_every) for i in range(0, n, batch)]

@@ -49,7 +49,7 @@ def score_factor(spec: FactorSpec, pred: torch.Tensor, true: torch.Tensor, visib
     p, t = pred[visible], true[visible]
     out: Dict[str, float] = {"n": int(visible.sum())}
     if spec.kind == "continuous":
-        p2, t2 = p.reshape(len(p), -1).double(), t.reshape(len(t), -1).double()
+        p2, t2 = p.reshape(len(p), spec.dims).double(), t.reshape(len(t), spec.dims).double()
         residual = ((p2 - t2) ** 2).sum(0)
         total = ((t2 - t2.mean(0)) ** 2).sum(0).clamp(min=1e-12)
         out["r2"] = float((1.0 - residual / total).mean())
@@ -105,14 +105,15 @@ def _w1_circle(a: torch.Tensor, b: torch.Tensor, bins: int = 256) -> float:
 
 def factor_distances(pred_a: Dict[str, torch.Tensor], pred_b: Dict[str, torch.Tensor], specs: Sequence[FactorSpec] = FACTORS) -> Dict[str, float]:
     """Per-factor distance between the factor distributions of two image sets (see the module docstring).
-    Factors hidden in an image (by its predicted factors, :func:`visibility`) are left out of that set."""
+    Factors hidden in an image (by its predicted factors, :func:`visibility`) are left out of that set; a factor
+    hidden in every image of a set gets nan."""
     seen_a, seen_b = visibility(pred_a), visibility(pred_b)
     out: Dict[str, float] = {}
     for spec in specs:
         a, b = pred_a[spec.name][seen_a[spec.name]], pred_b[spec.name][seen_b[spec.name]]
         if spec.kind == "continuous":
             scale = spec.hi - spec.lo
-            a2, b2 = a.reshape(len(a), -1) / scale, b.reshape(len(b), -1) / scale
+            a2, b2 = a.reshape(len(a), spec.dims) / scale, b.reshape(len(b), spec.dims) / scale
             out[spec.name] = sum(_w1_line(a2[:, j], b2[:, j]) for j in range(a2.shape[1])) / a2.shape[1]
         elif spec.kind == "circular":
             out[spec.name] = _w1_circle(a / spec.period, b / spec.period)
@@ -141,3 +142,44 @@ def knn_precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> 
 
     r_real, r_fake = radii(real), radii(fake)
     return {"precision": covered(fake, real, r_real), "recall": covered(real, fake, r_fake), "k": k}
+
+
+# ------------------------------------------------------------------------------------- scoring a generator
+
+
+@torch.no_grad()
+def _predict_with_features(model: AttributeRegressor, images: torch.Tensor, batch_size: int = 250) -> "tuple[Dict[str, torch.Tensor], torch.Tensor]":
+    preds, feats = [], []
+    for i in range(0, len(images), batch_size):
+        f = model.features(images[i:i + batch_size])
+        feats.append(f)
+        preds.append(decode_outputs(model.specs, model.split(model.head(f))))
+    return {k: torch.cat([p[k] for p in preds]) for k in preds[0]}, torch.cat(feats)
+
+
+def compare_sets(model: AttributeRegressor, real: torch.Tensor, other: torch.Tensor, k: int = 3) -> Dict[str, object]:
+    """Per-factor distances and k-NN precision/recall of image set ``other`` against ``real`` (NCHW, [-1, 1])."""
+    was_training = model.training
+    model.eval()
+    pred_real, feat_real = _predict_with_features(model, real)
+    pred_other, feat_other = _predict_with_features(model, other)
+    model.train(was_training)
+    distances = factor_distances(pred_other, pred_real, model.specs)
+    finite = [d for d in distances.values() if d == d]  # nan: a factor hidden in every image of one set
+    return {"distances": distances, "mean_distance": sum(finite) / max(1, len(finite)),
+            **knn_precision_recall(feat_real, feat_other, k)}
+
+
+@torch.no_grad()
+def score_generator(generator: object, model: AttributeRegressor, n: int = 2000, seed: int = 0, truncation: float = 1.0,
+                    k: int = 3) -> Dict[str, Dict[str, object]]:
+    """Score a StyleGAN2 (a wrapper with ``sample(n, truncation, seed)`` and ``size``) against ``n`` held-out
+    world images: ``generator`` = its samples; ``real_floor`` = ``n`` other held-out images, the value a perfect
+    generator reaches with this many samples (the sampling noise of the figures)."""
+    from ganedit.methods.attributes import heldout_batches
+
+    size = int(getattr(generator, "size"))
+    real = torch.cat([b[0] for b in heldout_batches(n, seed, size)])
+    floor = torch.cat([b[0] for b in heldout_batches(n, seed, size, start=n)])
+    samples = generator.sample(n, truncation=truncation, seed=seed).clamp(-1.0, 1.0)  # type: ignore[attr-defined]
+    return {"generator": compare_sets(model, real, samples, k), "real_floor": compare_sets(model, real, floor, k)}

@@ -30,7 +30,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganedit.data.synthetic import factors as world
-from ganedit.data.synthetic.render import CLASSES  # noqa: F401  (re-exported for users of the regressor)
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model
 
@@ -261,16 +260,16 @@ def load_regressor(path: "str | None" = None) -> AttributeRegressor:
     from ganedit.errors import CheckpointError
     from ganedit.formats.native import load_model
 
-    key = str(path or SHIPPED_REGRESSOR)
-    if key not in _SHIPPED_CACHE or path is not None:
-        model = load_model(key)
-        if not isinstance(model, AttributeRegressor):
-            raise CheckpointError(key, f"holds a {type(model).__name__}, not an attribute regressor")
-        model.eval()
-        if path is not None:
-            return model
-        _SHIPPED_CACHE[key] = model
-    return _SHIPPED_CACHE[key]
+    if path is None and "shipped" in _SHIPPED_CACHE:
+        return _SHIPPED_CACHE["shipped"]
+    where = str(path or SHIPPED_REGRESSOR)
+    model = load_model(where)
+    if not isinstance(model, AttributeRegressor):
+        raise CheckpointError(where, f"holds a {type(model).__name__}, not an attribute regressor")
+    model.eval()
+    if path is None:
+        _SHIPPED_CACHE["shipped"] = model
+    return model
 
 
 @torch.no_grad()
@@ -284,7 +283,9 @@ def predict_factors(images: torch.Tensor, model: "AttributeRegressor | str | Non
     was_training = net.training
     net.eval()
     try:
-        parts = [decode_outputs(net.specs, net(images[i:i + batch_size].float())) for i in range(0, len(images), batch_size)]
+        device = next(net.parameters()).device
+        parts = [decode_outputs(net.specs, net(images[i:i + batch_size].to(device, torch.float32)))
+                 for i in range(0, len(images), batch_size)]
     finally:
         net.train(was_training)
     if not parts:
