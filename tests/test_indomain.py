@@ -32,7 +32,7 @@ def generator_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def indomain_set(generator_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("indomain") / "set"
-    main(["data", "indomain", "--model", str(generator_dir), "-n", str(N), "-o", str(out), "--seed", "3", "--mixing", "0.5", "--batch", "4"])
+    main(["data", "indomain", "--model", str(generator_dir), "--n", str(N), "-o", str(out), "--seed", "3", "--mixing", "0.5", "--batch", "4"])
     return out
 
 
@@ -88,8 +88,8 @@ def test_latents_reproduce_images(indomain_set, generator_dir):
 
 def test_seeds_are_fixed_per_image(indomain_set, generator_dir, tmp_path):
     """Image i of a seed does not depend on how many images are drawn; another seed gives other images."""
-    main(["data", "indomain", "--model", str(generator_dir), "-n", "2", "-o", str(tmp_path / "a"), "--seed", "3", "--mixing", "0.5"])
-    main(["data", "indomain", "--model", str(generator_dir), "-n", "2", "-o", str(tmp_path / "b"), "--seed", "4", "--mixing", "0.5"])
+    main(["data", "indomain", "--model", str(generator_dir), "--n", "2", "-o", str(tmp_path / "a"), "--seed", "3", "--mixing", "0.5"])
+    main(["data", "indomain", "--model", str(generator_dir), "--n", "2", "-o", str(tmp_path / "b"), "--seed", "4", "--mixing", "0.5"])
     for i in range(2):
         name = f"{i:08d}.png"
         assert np.array_equal(_png(tmp_path / "a" / "images" / name), _png(indomain_set / "images" / name))

@@ -59,7 +59,7 @@ def _print_scores(model, n: int, seed: int) -> None:
 
 @attributes.command("eval")
 @click.argument("model", required=False)
-@click.option("-n", "n", type=click.IntRange(1), default=2000, show_default=True, help="Held-out world images.")
+@click.option("--n", "n", type=click.IntRange(1), default=2000, show_default=True, help="Held-out world images.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 def eval_cmd(model: Optional[str], n: int, seed: int) -> None:
     """Score a regressor (default: the shipped one) on held-out world images: R^2 / MAE, circular error, accuracy."""

@@ -18,8 +18,8 @@ def resolve_model(name: str) -> str:
 
 
 @click.command("indomain")
-@click.option("--model", "-m", "model", required=True, help="StyleGAN2 checkpoint (native folder, official .pt) or a shipped name.")
-@click.option("-n", "n", type=click.IntRange(1), default=1000, show_default=True, help="Images.")
+@click.option("--model", "model", required=True, help="StyleGAN2 checkpoint (native folder, official .pt) or a shipped name.")
+@click.option("--n", "n", type=click.IntRange(1), default=1000, show_default=True, help="Images.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="Image i of seed s is the same in any set.")
 @click.option("--mixing", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Style-mixing probability (W+ codes from two w).")
@@ -36,7 +36,7 @@ def indomain(model: str, n: int, out: str, seed: int, mixing: float, truncation:
 
     \b
     Example:
-      ganedit data indomain --model stylegan2-synth64 -n 1000 -o data/indomain --seed 0 --mixing 0.5
+      ganedit data indomain --model stylegan2-synth64 --n 1000 -o data/indomain --seed 0 --mixing 0.5
     """
     from tqdm import tqdm
 
