@@ -3,8 +3,8 @@ limit, no extra file paths served."""
 from __future__ import annotations
 
 import importlib
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,6 +14,8 @@ from ganedit.app.tabs import TABS
 from ganedit.app.uploads import MAX_UPLOAD_BYTES
 from ganedit.app.work import pick_device
 from ganedit.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # One model call at a time per event (CPU-bound work gains nothing from more), and a bounded waiting line:
 # request 33 gets "queue full" instead of piling up memory.
@@ -58,7 +60,7 @@ def host_warning(host: str, port: int) -> Optional[str]:
 def serve(models_dir: "str | Path | None" = None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto") -> None:
     warning = host_warning(host, port)
     if warning:
-        print(warning, file=sys.stderr, flush=True)
+        log.warning(warning)
     app = build_app(models_dir, device)
     app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False, css=CSS,
                inbrowser=False, quiet=False)

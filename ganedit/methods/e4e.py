@@ -18,7 +18,7 @@ Example::
 """
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any, Dict, List
 
 import torch
@@ -29,6 +29,8 @@ from ganedit.methods.base import Optimizers, StepContext, set_requires_grad
 from ganedit.methods.cyclegan import ImagePool
 from ganedit.methods.psp import PSPMethod
 from ganedit.models.e4e import INFERENCE_STAGE, E4E
+
+log = logging.getLogger(__name__)
 
 
 class E4EMethod(PSPMethod):
@@ -76,8 +78,8 @@ class E4EMethod(PSPMethod):
 
     def extra_optimizers(self, model: E4E) -> Optimizers:  # type: ignore[override]
         if self.cfg["similarity_lambda"] > 0:
-            print("e4e: the identity / MoCo similarity loss needs pretrained networks that are not available; "
-                  "training without it", file=sys.stderr)
+            log.warning("e4e: the identity / MoCo similarity loss needs pretrained networks that are not available; "
+                        "training without it")
         return {"D": torch.optim.Adam(model.latent_discriminator.parameters(), lr=self.cfg["w_discriminator_lr"])}
 
     # -- one step ------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Example (CPU; the decoder is any StyleGAN2 checkpoint, native or rosinality)::
 """
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any, Dict, List, Tuple
 
 import torch
@@ -29,6 +29,8 @@ from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
 from ganedit.models.psp import PSP, TASKS
 from ganedit.train.ranger import Ranger
+
+log = logging.getLogger(__name__)
 
 IMAGE_ONLY_TASKS = ("encode", "super_resolution", "inpaint")  # derivable from any image folder
 
@@ -240,7 +242,7 @@ class PSPMethod(Method):
             set_requires_grad(self.lpips, False)
         except MissingWeightsError as exc:
             first = str(exc).splitlines()[0]
-            print(f"psp: LPIPS weights not found ({first}); training without the LPIPS term (L2 and w-norm only)", file=sys.stderr)
+            log.warning(f"psp: LPIPS weights not found ({first}); training without the LPIPS term (L2 and w-norm only)")
 
     # -- one step ------------------------------------------------------------------------------------------
     def _losses(self, model: PSP, wplus: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, Any], torch.Tensor]:
