@@ -241,3 +241,15 @@ def test_a_local_path_wins_over_a_name_and_new_folders_are_found(tmp_path, monke
     ganedit.save(UnetGenerator(num_downs=5, ngf=2), assets / "unet_tiny32")
     found = named.shipped_models(assets)
     assert list(found) == ["unet-tiny32"] and found["unet-tiny32"].method == "pix2pix.UnetGenerator"
+
+
+def test_openmp_waiting_default_yields_to_the_users_choice():
+    from ganedit.cli.main import default_openmp_wait
+
+    env = {}
+    default_openmp_wait(env)
+    assert env == {"GOMP_SPINCOUNT": "100000"}
+    for own in ({"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "0"}):
+        env = dict(own)
+        default_openmp_wait(env)
+        assert env == own

@@ -6,11 +6,18 @@ import os
 import pkgutil
 import sys
 
-# Must be set before torch (and its OpenMP runtime) loads: spinning OpenMP threads slow everything else
-# on a busy CPU by several times. The user's own setting wins, GOMP_SPINCOUNT included: on a machine of your
-# own, GOMP_SPINCOUNT=100000 trains small models ~1.8x faster (benchmarks/bench_wait_policy.py).
-if "GOMP_SPINCOUNT" not in os.environ:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def default_openmp_wait(env: "os._Environ[str] | dict") -> None:
+    """How idle OpenMP threads wait, unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT): spin for 100000
+    iterations, then sleep. Measured on a 2-core CPU (benchmarks/bench_wait_policy.py, BENCHMARKS.md): the
+    fastest small-model training step both on an idle machine (1.8x faster than passive waiting) and beside a busy
+    neighbour (2.5x faster than passive), with the neighbour at full speed; libgomp's default (spin 300000) was 3x slower
+    beside the busy neighbour and slowed it to 0.83 of its speed. Must run before torch (and its OpenMP runtime) loads."""
+    if "GOMP_SPINCOUNT" not in env and "OMP_WAIT_POLICY" not in env:
+        env["GOMP_SPINCOUNT"] = "100000"
+
+
+default_openmp_wait(os.environ)
 
 import click
 
