@@ -36,6 +36,7 @@ import torch
 
 from ganedit.edit.latents import check_fits, generator_fingerprint, stylegan_generator
 from ganedit.errors import CheckpointError, ConfigError
+from ganedit.formats.tagged import save_tagged
 
 FORMAT_NAME = "ganedit.direction"
 FORMAT_VERSION = 1
@@ -156,7 +157,6 @@ def _canonical_sign(vectors: torch.Tensor) -> torch.Tensor:
 
 def save_direction(path: "str | os.PathLike[str]", directions: Directions) -> Path:
     """Write ``directions`` to one safetensors file (replaced atomically)."""
-    from safetensors.torch import save as safetensors_save
 
     tensors = {"vectors": directions.vectors.detach().to("cpu", torch.float32).contiguous()}
     for name in ("values", "scales", "mean"):
@@ -170,18 +170,7 @@ def save_direction(path: "str | os.PathLike[str]", directions: Directions) -> Pa
         "layers": None if directions.layers is None else [directions.layers.start, directions.layers.stop - 1],
         "generator": _jsonable(directions.generator),
     }
-    data = safetensors_save(tensors, metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                                                "meta": json.dumps(record)})
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    return save_tagged(path, tensors, FORMAT_NAME, FORMAT_VERSION, record)
 
 
 def load_direction(path: "str | os.PathLike[str]", generator: Any = None) -> Directions:

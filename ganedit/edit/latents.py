@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import torch
 
 from ganedit.errors import CheckpointError, ConfigError
+from ganedit.formats.tagged import save_tagged
 
 FORMAT_NAME = "ganedit.latents"
 FORMAT_VERSION = 1
@@ -153,7 +154,6 @@ def save_latents(
     ``meta`` may hold ``space``, ``source``, ``generator`` (a fingerprint; pass ``generator_fingerprint(G)``) and
     free-form JSON-able entries. ``noise`` is an optional list of per-layer maps [N, 1, H, W].
     """
-    from safetensors.torch import save as safetensors_save
 
     meta = dict(meta or {})
     if wplus.dim() == 2:
@@ -178,18 +178,7 @@ def save_latents(
         if nz.dim() != 4 or nz.shape[0] not in (1, n):
             raise ConfigError(f"noise map {k} must be [N or 1, 1, H, W], got shape {tuple(nz.shape)}")
         tensors[f"{NOISE_PREFIX}{k:02d}"] = nz.detach().to("cpu", torch.float32).expand(n, -1, -1, -1).contiguous()
-    data = safetensors_save(tensors, metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                                                "meta": json.dumps(record)})
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    return save_tagged(path, tensors, FORMAT_NAME, FORMAT_VERSION, record)
 
 
 def load_latents(path: "str | os.PathLike[str]", G: Any = None) -> Latents:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ganedit.edit.latents import generator_fingerprint, stylegan_generator, weights_hash
 from ganedit.edit.projection import CancelFn, ProgressFn, perceptual_loss, project
 from ganedit.errors import CheckpointError, ConfigError
+from ganedit.formats.tagged import save_tagged
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,6 @@ def _low_rank(d: torch.Tensor, rank: int) -> Optional[tuple]:
 def save_pti(path: "str | os.PathLike[str]", result: PTIResult, rank: Optional[int] = None) -> Path:
     """Write ``result`` (pivot fp32, parameter differences fp16 or rank-``rank`` factors) atomically; the file's
     size is what a tuned image costs (``Path(path).stat().st_size``)."""
-    from safetensors.torch import save as safetensors_save
 
     tensors: Dict[str, torch.Tensor] = {"pivot": result.pivot.detach().cpu().float().contiguous()}
     shapes: Dict[str, List[int]] = {}
@@ -203,18 +203,7 @@ def save_pti(path: "str | os.PathLike[str]", result: PTIResult, rank: Optional[i
             shapes[name] = list(d.shape)
     record = {"name": result.name, "base": result.base, "steps": result.steps, "pivot_loss": result.pivot_loss,
               "final_loss": result.final_loss, "rank": rank, "low_rank_shapes": shapes, **result.meta}
-    data = safetensors_save(tensors, metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                                                "meta": json.dumps(record)})
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    return save_tagged(path, tensors, FORMAT_NAME, FORMAT_VERSION, record)
 
 
 def is_pti_file(path: "str | os.PathLike[str]") -> bool:
