@@ -10,7 +10,7 @@ import torch
 
 import ganedit
 from ganedit.errors import ConfigError
-from ganedit.methods.psp import PSPMethod, task_condition
+from ganedit.methods.psp import task_condition
 from ganedit.models.psp import PSP
 from ganedit.models.stylegan2 import Generator
 from ganedit.train.loop import train

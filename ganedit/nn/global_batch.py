@@ -17,7 +17,6 @@ from typing import Callable, Iterator, Optional
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 RandFn = Callable[..., torch.Tensor]  # rand(*shape) -> uniform [0, 1), shape[0] = this process's batch
