@@ -164,13 +164,15 @@ def swd_of_run(run: Path, n: int, every: int, previous: Optional[dict] = None) -
     cfg = load(checkpoints[-1][1])["config"]
     size = int(cfg["size"])
     reference = _real_images(n, size, seed=1000)  # held out: training used seeds (seed, seed + 1)
-    same = previous is not None and previous.get("n") == n and previous.get("size") == size
+    # rows are reused only from the same run folder (another run's checkpoints share step numbers)
+    same = previous is not None and previous.get("n") == n and previous.get("size") == size and previous.get("run") == str(run)
     if same:
         out = {k: previous[k] for k in ("size", "n", "floor_real_vs_real", "blurred_real")}
     else:
         other = _real_images(n, size, seed=2000)
         out = {"size": size, "n": n, "floor_real_vs_real": swd(other, reference).mean,
                "blurred_real": swd(_blur_baseline(other), reference).mean}
+    out["run"] = str(run)
     out["curve"] = []
     print(json.dumps(out))
     G = Generator(size, cfg["style_dim"], cfg["n_mlp"], lr_mlp=cfg["lr_mlp"], channel_base=cfg["channel_base"],

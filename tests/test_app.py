@@ -158,4 +158,5 @@ def test_app_without_models_says_so_in_the_tabs():
 
     text = json.dumps(build_app().config)
     assert "swapae_synth64 (shipped)" in text and "synthetic:4000" in text
-    assert "No pix2pix or CycleGAN model is available" in text and "No StyleGAN2 model is available" in text
+    assert "No pix2pix or CycleGAN model is available" in text  # none is shipped
+    assert "stylegan2_synth64 (shipped)" in text and "No StyleGAN2 model is available" not in text
