@@ -35,7 +35,7 @@ def catalog(models) -> Catalog:
 def test_catalog_lists_models_by_tab_with_training_data(catalog):
     assert catalog.names("swapae") == [SHIPPED_SWAPAE]
     assert sorted(catalog.names("translation")) == ["cyclegan/pair", "pix2pix_tiny"]
-    assert catalog.names("stylegan2") == ["sg2_tiny"]
+    assert catalog.names("stylegan2") == ["stylegan2_synth64 (shipped)", "sg2_tiny"]  # shipped first, then --models
     assert "synthetic:4000" in catalog.info(SHIPPED_SWAPAE, "swapae") and "64 px" in catalog.info(SHIPPED_SWAPAE, "swapae")
     assert "random weights" in catalog.info("sg2_tiny", "stylegan2")
 
@@ -51,7 +51,8 @@ def test_catalog_never_resolves_paths_outside_the_models_folder(catalog, models,
     linked = tmp_path / "linked"
     linked.mkdir()
     os.symlink(outside / "sg2_tiny", linked / "escape")
-    assert Catalog(linked).names("stylegan2") == []
+    assert "escape" not in Catalog(linked).names("stylegan2")  # only the shipped generator is offered
+    assert Catalog(linked).names("stylegan2") == ["stylegan2_synth64 (shipped)"]
 
 
 def test_missing_models_folder_is_a_clear_error(tmp_path):

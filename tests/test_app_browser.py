@@ -167,6 +167,8 @@ def test_swap_tab(page, tmp_path):
     assert "synthetic:4000" in page.locator("#swap-info").inner_text()  # what the model was trained on
     _upload(page, "swap-structure", a)
     _upload(page, "swap-texture", b)
+    # the previews come back from the server once it holds both files: only then is Swap's input complete
+    page.wait_for_function("document.querySelector('#swap-structure-seen img') && document.querySelector('#swap-texture-seen img')")
     _set_slider(page, "swap-alpha", 0.5)
     got = _run(page, "swap-run", "swap-result", "swap-status")
     model = load_swapae(str(REPO / "ganedit" / "assets" / "swapae_synth64"))
@@ -209,11 +211,12 @@ def test_sample_tab(page, server, tmp_path):
     page.locator("#sample-seeds textarea, #sample-seeds input").first.fill("3,5,8,13")
     _set_slider(page, "sample-truncation", 0.7)
     got = _run(page, "sample-run", "sample-result", "sample-status")
-    model = load_stylegan2(str(server[1] / "sg2_tiny"))
+    shipped = REPO / "ganedit" / "assets" / "stylegan2_synth64"  # the tab's default: shipped models come first
+    model = load_stylegan2(str(shipped))
     want = torch.cat([model.sample(1, truncation=0.7, seed=s) for s in (3, 5, 8, 13)])
     assert np.array_equal(got, to_uint8_hwc(make_grid(want, nrow=2)))
     mixed = _run(page, "mix-run", "mix-result", "sample-status")
-    main(["mix", str(server[1] / "sg2_tiny"), "--rows", "1-3", "--cols", "10-12", "--range", "coarse",
+    main(["mix", str(shipped), "--rows", "1-3", "--cols", "10-12", "--range", "coarse",
           "--truncation", "0.7", "-o", str(tmp_path / "mix.png")])
     assert np.array_equal(mixed, np.asarray(Image.open(tmp_path / "mix.png").convert("RGB")))
     _shot(page, "sample")

@@ -23,10 +23,12 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column():
             structure = gr.File(label="structure image", file_types=["image"], elem_id="swap-structure")
-            structure_seen = gr.Image(label="structure, as the model sees it", interactive=False, height=128, elem_classes=["pixels"])
+            structure_seen = gr.Image(label="structure, as the model sees it", interactive=False, height=128, elem_classes=["pixels"],
+                                      elem_id="swap-structure-seen")
         with gr.Column():
             texture = gr.File(label="texture image", file_types=["image"], elem_id="swap-texture")
-            texture_seen = gr.Image(label="texture, as the model sees it", interactive=False, height=128, elem_classes=["pixels"])
+            texture_seen = gr.Image(label="texture, as the model sees it", interactive=False, height=128, elem_classes=["pixels"],
+                                    elem_id="swap-texture-seen")
         result = gr.Image(label="result", type="numpy", format="png", interactive=False, height=256, elem_classes=["pixels"], elem_id="swap-result")
     alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="texture strength (0 = reconstruct the structure image, 1 = full swap)", elem_id="swap-alpha")
     mode = gr.Radio(["swap", "blend", "copy"], value="swap", label="mode: whole-image swap, or a region edit that "
