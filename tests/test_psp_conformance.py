@@ -54,6 +54,16 @@ def _official_keys(model, config):
     return own, {k: v["shape"] for k, v in config["state_dict_shapes"].items()}
 
 
+
+def assert_images_without_latent_avg(model, x: torch.Tensor, out) -> None:
+    """The official outputs with start_from_latent_avg off (raw and pooled to 256), shared by pSp and e4e."""
+    model.start_from_latent_avg = False
+    try:
+        torch.testing.assert_close(model(x, resize=False, randomize_noise=False), out["out.img_noavg_raw"], **IMAGES)
+        torch.testing.assert_close(model(x, randomize_noise=False), out["out.img_noavg_pooled256"], **IMAGES)
+    finally:
+        model.start_from_latent_avg = True
+
 def test_psp_small_converts_with_official_layout(psp_small):
     model, _, _, config = psp_small
     assert isinstance(model, PSP) and not isinstance(model, E4E)
@@ -83,12 +93,7 @@ def test_psp_small_images(psp_small):
         torch.testing.assert_close(latent, out["out.latent_returned_avg"], **CODES)
         torch.testing.assert_close(model(x, resize=True, randomize_noise=False), out["out.img_avg_pooled256"], **IMAGES)
         torch.testing.assert_close(model.decode(model.encode(x)), out["out.img_avg_raw"], **IMAGES)
-        model.start_from_latent_avg = False
-        try:
-            torch.testing.assert_close(model(x, resize=False, randomize_noise=False), out["out.img_noavg_raw"], **IMAGES)
-            torch.testing.assert_close(model(x, randomize_noise=False), out["out.img_noavg_pooled256"], **IMAGES)
-        finally:
-            model.start_from_latent_avg = True
+        assert_images_without_latent_avg(model, x, out)
 
 
 def test_psp_small_input_code_and_style_mixing(psp_small):
@@ -145,12 +150,7 @@ def test_e4e_small_stages(e4e_small):
         torch.testing.assert_close(model.encode(x), out["out.codes_with_latent_avg"], **CODES)
         torch.testing.assert_close(model(x, resize=False, randomize_noise=False), out["out.img_avg_raw"], **IMAGES)
         torch.testing.assert_close(model(x, randomize_noise=False), out["out.img_avg_pooled256"], **IMAGES)
-        model.start_from_latent_avg = False
-        try:
-            torch.testing.assert_close(model(x, resize=False, randomize_noise=False), out["out.img_noavg_raw"], **IMAGES)
-            torch.testing.assert_close(model(x, randomize_noise=False), out["out.img_noavg_pooled256"], **IMAGES)
-        finally:
-            model.start_from_latent_avg = True
+        assert_images_without_latent_avg(model, x, out)
         torch.testing.assert_close(model.latent_discriminator(out["in.w_disc"]), out["out.w_disc_logits"], **CODES)
     disc = {k: list(v.shape) for k, v in model.latent_discriminator.state_dict().items()}
     assert disc == {k: v["shape"] for k, v in config["discriminator_state_dict_shapes"].items()}
