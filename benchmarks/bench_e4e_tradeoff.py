@@ -1,0 +1,189 @@
+"""Distortion against editability (issue 14 §3): encoders into the same frozen StyleGAN2, compared on ground truth.
+
+For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same decoder):
+
+* distortion: PSNR / SSIM of the reconstruction of held-out in-domain images G(w+) (the exact answer exists)
+  and of held-out synthetic-world images;
+* editability, for each direction file (``--direction NAME=PATH``; the factor the attribute regressor reads is
+  NAME): the inverted codes are edited by -s and +s (s = ``--strength`` standard deviations of sampled w along
+  the direction when the file carries them) on the file's layers, decoded, and read by the regressor:
+  - change: the target factor's change per unit strength, in units of its spread over the truth images;
+  - leakage: the root mean square change of every other factor, in the same units; ratio = |change| / leakage;
+  - LEC (latent editing consistency, the e4e paper): ||E(G(E(x) + delta)) - delta - E(x)|| over ||delta||,
+    mean over images, both signs and w+ rows: 0 when the encoder reads its own edit back exactly;
+  - W distance: the Mahalanobis distance of the edited rows under the mapping network's w statistics,
+    divided by that of sampled w (1 = as typical as sampled w; the e4e paper's "distance from W").
+* bar (issue 14): e4e's edits leak less and its LEC is lower than pSp's, at a reconstruction cost no larger
+  than the paper's (about 1-2 dB).
+
+    python -m benchmarks.bench_e4e_tradeoff --encoder pSp=runs/psp/model --encoder e4e=runs/e4e/model \\
+        --direction yaw=stylegan2-synth64/interfacegan_yaw --direction glasses=... [--n 32] [--write]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from benchmarks.bench_psp_quality import HELDOUT_SEED, batched, scores  # noqa: E402
+from benchmarks.common import machine_line, write_section  # noqa: E402
+
+
+def _pair(text: str) -> Tuple[str, str]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label, path
+
+
+def scalar_readings(images: torch.Tensor, regressor) -> Dict[str, torch.Tensor]:
+    """The regressor's continuous and binary factors as float [N] (binary: the probability; colours: mean RGB)."""
+    from ganedit.models.attributes import decode_outputs
+
+    with torch.no_grad():
+        raw_parts = [regressor(images[i:i + 128].float()) for i in range(0, len(images), 128)]
+    raw = {k: torch.cat([r[k] for r in raw_parts]) for k in raw_parts[0]}
+    decoded = decode_outputs(regressor.specs, raw)
+    out: Dict[str, torch.Tensor] = {}
+    for spec in regressor.specs:
+        if spec.kind == "binary":
+            out[spec.name] = torch.sigmoid(raw[spec.name][:, 0])
+        elif spec.kind == "continuous":
+            v = decoded[spec.name].float()
+            out[spec.name] = v.mean(1) if v.dim() == 2 else v
+    return out
+
+
+def w_statistics(G, n: int = 10000, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor, float]:
+    """Mean and inverse covariance of sampled w, and the mean Mahalanobis distance of sampled w (the unit)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        w = torch.cat([G.mapping(torch.randn(1000, G.g_ema.style_dim, generator=g)) for _ in range(n // 1000)])
+    mean = w.mean(0)
+    cov = torch.cov((w - mean).T) + 1e-5 * torch.eye(w.shape[1])
+    inv = torch.linalg.inv(cov)
+    ref = mahalanobis(w[:2000], mean, inv).mean().item()
+    return mean, inv, ref
+
+
+def mahalanobis(w: torch.Tensor, mean: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    d = w.reshape(-1, w.shape[-1]) - mean
+    return ((d @ inv) * d).sum(1).clamp_min(0).sqrt()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoder", type=_pair, action="append", required=True, help="LABEL=PATH (repeat)")
+    ap.add_argument("--direction", type=_pair, action="append", required=True,
+                    help="FACTOR=PATH or FACTOR=MODEL/NAME (a shipped direction; repeat)")
+    ap.add_argument("--regressor", default=None, help="attribute regressor (default: the shipped one)")
+    ap.add_argument("--n", type=int, default=32, help="in-domain and world images")
+    ap.add_argument("--strength", type=float, default=2.0, help="edit strength (sigmas of sampled w along d)")
+    ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section e4e-tradeoff")
+    args = ap.parse_args(argv)
+
+    from ganedit.cli.invert import load_encoder
+    from ganedit.edit.directions import load_direction
+    from ganedit.edit.indomain import decode, sample_codes
+    from ganedit.metrics.groundtruth import training_images
+    from ganedit.models.attributes import load_regressor
+    from ganedit.models.stylegan2 import StyleGAN2
+
+    try:
+        from ganedit.edit.directions import resolve_direction
+    except ImportError:  # older trees: paths only
+        resolve_direction = Path  # type: ignore[assignment]
+
+    t_start = time.perf_counter()
+    torch.manual_seed(0)
+    encoders = [(label, load_encoder(path), path) for label, path in args.encoder]
+    first = encoders[0][1]
+    G = StyleGAN2(generator=first.decoder.config, has_latent_avg=False)
+    G.g_ema.load_state_dict(first.decoder.state_dict())
+    with torch.no_grad():
+        G.latent_avg.copy_(first.latent_avg.reshape(-1, G.g_ema.style_dim).mean(0))
+    G.eval()
+    for label, model, path in encoders[1:]:
+        same = all(torch.equal(a, b) for a, b in zip(model.decoder.state_dict().values(), first.decoder.state_dict().values()))
+        if not same:
+            raise SystemExit(f"{path}: its decoder is not the one of {encoders[0][2]}; the encoders must share it")
+    R = load_regressor(args.regressor).eval()
+    directions = [(factor, load_direction(resolve_direction(path), G)) for factor, path in args.direction]
+
+    codes = sample_codes(G, args.n, HELDOUT_SEED, mixing=0.5)
+    truth = decode(G, codes["wplus"]).clamp(-1, 1)
+    world = training_images(args.n, G.g_ema.size, HELDOUT_SEED, "x")
+    spread = {k: v.std().clamp_min(1e-6) for k, v in scalar_readings(truth, R).items()}
+    mean_w, inv_cov, w_unit = w_statistics(G)
+
+    rows: List[str] = []
+    summary: Dict[str, Dict[str, float]] = {}
+    for label, model, path in encoders:
+        model.eval()
+        with torch.no_grad():
+            w_in = batched(model.encode, truth)
+            rec = batched(lambda w: model.decode(w).clamp(-1, 1), w_in)
+            w_world = batched(model.encode, world)
+            rec_world = batched(lambda w: model.decode(w).clamp(-1, 1), w_world)
+        d_in, d_world = scores(rec, truth), scores(rec_world, world)
+        leaks, lecs, dists = [], [], []
+        for factor, dirs in directions:
+            if factor not in spread:
+                raise SystemExit(f"the regressor reads no continuous/binary factor {factor!r}")
+            sigmas = dirs.scales is not None
+            readings, lec, dist = {}, [], []
+            for sign in (-1.0, 1.0):
+                edited = dirs.apply(w_in, 0, sign * args.strength, sigmas=sigmas)
+                delta = edited - w_in
+                with torch.no_grad():
+                    images = batched(lambda w: model.decode(w).clamp(-1, 1), edited)
+                    readings[sign] = scalar_readings(images, R)
+                    back = batched(model.encode, images)
+                lec.append(((back - delta - w_in).norm(dim=2).mean(1) / delta.norm(dim=2).mean(1).clamp_min(1e-8)))
+                dist.append(mahalanobis(edited, mean_w, inv_cov).mean() / w_unit)
+            change = {k: float((readings[1.0][k] - readings[-1.0][k]).mean()) / (2 * args.strength) / float(spread[k])
+                      for k in spread}
+            others = [v for k, v in change.items() if k != factor]
+            leak = math.sqrt(sum(v * v for v in others) / len(others))
+            c = change[factor]
+            lec_v, dist_v = float(torch.cat(lec).mean()), float(torch.stack(dist).mean())
+            leaks.append(leak)
+            lecs.append(lec_v)
+            dists.append(dist_v)
+            rows.append(f"| {label} | {factor} ({dirs.method}) | {c:+.3f} | {leak:.3f} | {abs(c) / leak:.1f} | {lec_v:.3f} | {dist_v:.2f} |")
+        summary[label] = {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
+                          "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs), "dist": sum(dists) / len(dists)}
+
+    lines = [f"Command: `python -m benchmarks.bench_e4e_tradeoff {' '.join(argv if argv is not None else sys.argv[1:])}`; "
+             f"{args.n} in-domain images G(w+) (seed {HELDOUT_SEED}, style mixing 0.5) and {args.n} world images; edits at "
+             f"+-{args.strength:g} sigma; {time.perf_counter() - t_start:.0f} s. {machine_line()}", "",
+             "| encoder | in-domain PSNR (dB) | SSIM | world PSNR (dB) | mean leakage | mean LEC | mean W distance |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for label, s in summary.items():
+        lines.append(f"| {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['world_psnr']:.2f} | {s['leak']:.3f} | {s['lec']:.3f} | {s['dist']:.2f} |")
+    lines += ["", "Per direction (change and leakage per unit strength, in units of each factor's spread over the truth images; "
+              "LEC relative to the edit's size; W distance 1 = as typical as sampled w):", "",
+              "| encoder | factor (method) | change | leakage | ratio | LEC | W distance |", "| --- | --- | --- | --- | --- | --- | --- |"] + rows
+    labels = list(summary)
+    if len(labels) >= 2:
+        a, b = summary[labels[0]], summary[labels[1]]
+        lines += ["", f"**{labels[1]} against {labels[0]}:** reconstruction {b['psnr'] - a['psnr']:+.2f} dB, leakage "
+                  f"{b['leak'] / a['leak']:.2f}x, LEC {b['lec'] / a['lec']:.2f}x, W distance {b['dist'] / a['dist']:.2f}x "
+                  f"(issue 14's bar: e4e leaks less and has the lower LEC: "
+                  f"{'met' if b['leak'] < a['leak'] and b['lec'] < a['lec'] else 'not met'})."]
+    text = "## Distortion against editability: encoders on ground truth (issue 14 §3)\n\n" + "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        write_section("e4e-tradeoff", text)
+
+
+if __name__ == "__main__":
+    main()
