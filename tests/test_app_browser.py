@@ -323,7 +323,7 @@ def test_invert_tab(page, tmp_path):
         torch.set_num_threads(threads)
     assert np.array_equal(edited, to_uint8_hwc(want[0]))
     assert np.abs(edited.astype(int) - recon.astype(int)).mean() > 1  # the slider moved the image
-    link = page.locator("#invert-files a").filter(has_text="latents.safetensors").first
+    link = page.locator("#invert-files a[download='latents.safetensors']")
     path = tmp_path / "latents.safetensors"
     path.write_bytes(page.request.get(link.get_attribute("href")).body())
     latents = load_latents(path, G)

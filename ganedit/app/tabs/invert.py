@@ -3,6 +3,7 @@ reconstruction and PSNR beside it, then edits that only re-decode the kept code:
 range, and style mixing with a second inverted image. Long inversions report progress and can be cancelled."""
 # no `from __future__ import annotations`: Gradio finds the gr.Request parameter by its evaluated annotation
 import logging
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -43,6 +44,12 @@ def _in_thread(fn: Callable[[], Any]) -> Iterator[None]:
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+def _forget(held: Optional[Dict[str, Any]]) -> None:
+    """When a session ends, its download folder goes with it."""
+    if held and held.get("folder"):
+        shutil.rmtree(held["folder"], ignore_errors=True)
 
 
 def _rows(text: Optional[str], n_latent: int, none_word: str) -> Optional[range]:
@@ -122,12 +129,13 @@ def build(ctx: AppContext) -> None:
                    for i in range(N_SLIDERS)]
     downloads = gr.File(label="downloads: the edited image and the latents file (rows: inverted, edited)", file_count="multiple",
                         interactive=False, elem_id="invert-files")
-    state = gr.State(None)
+    state = gr.State(None, delete_callback=_forget)
 
     def on_model(name):
         options = editing.direction_choices(ctx.catalog, generator(name))
+        # a kept code belongs to the previous generator: dropped, so the sliders cannot decode it with this one
         return (ctx.catalog.info(name, KIND), gr.update(choices=inverter_choices(name), value="projection"),
-                encoder_note(name), gr.update(choices=options, value=options[0][1]))
+                encoder_note(name), gr.update(choices=options, value=options[0][1]), None)
 
     def on_directions(name, key):
         found = editing.directions_for(ctx.catalog, generator(name), key)
@@ -160,7 +168,7 @@ def build(ctx: AppContext) -> None:
             return None, None, f"error: {exc}"
 
     # the request comes first: Gradio passes it by position, and the slider values follow as *strengths
-    def do_invert(request: gr.Request, name, upload, upload2, method, sp, n_steps, n_tune, sd, key, lay, mixing, *strengths):
+    def do_invert(request: gr.Request, previous, name, upload, upload2, method, sp, n_steps, n_tune, sd, key, lay, mixing, *strengths):
         session = getattr(request, "session_hash", None) or "default"
         flag = _cancel.setdefault(session, threading.Event())
         flag.clear()
@@ -197,12 +205,15 @@ def build(ctx: AppContext) -> None:
                     except StopIteration as done:
                         found.append(done.value)
                         break
-                    if "step" in seen:
+                    if flag.is_set():
+                        yield [*skip, "cancelling..."]
+                    elif "step" in seen:
                         yield [*skip, f"{which}{method}: step {seen['step']} / {seen['total']}, loss {seen['loss']:.4f}"]
                 if flag.is_set():
                     yield [*skip, f"cancelled at step {seen.get('step', 0)} of {seen.get('total', '?')}; "
                            "the previous inversion (if any) is kept"]
                     return
+            _forget(previous)  # the previous inversion's downloads are replaced
             folder = tempfile.mkdtemp(prefix="ganedit-invert-")
             held = {"main": found[0], "other": found[1] if len(found) > 1 else None, "folder": folder}
             main = found[0]
@@ -220,20 +231,19 @@ def build(ctx: AppContext) -> None:
         finally:
             flag.clear()
 
-    def do_cancel(request: gr.Request):
-        session = getattr(request, "session_hash", None) or "default"
-        flag = _cancel.get(session)
-        if flag is None:
-            return "nothing to cancel"
-        flag.set()
-        return "cancelling..."
+    def do_cancel(request: gr.Request) -> None:
+        # no output of its own: the running inversion says "cancelling" and then "cancelled" in its status line
+        # (a reply from here could arrive after those and overwrite them)
+        flag = _cancel.get(getattr(request, "session_hash", None) or "default")
+        if flag is not None:
+            flag.set()
 
-    model.change(on_model, model, [info, inverter, note, direction_set])
+    model.change(on_model, model, [info, inverter, note, direction_set, state])
     edit_inputs = [model, state, direction_set, layers, mix_layers, *sliders]
     direction_set.change(on_directions, [model, direction_set], [layers, units, *sliders])
-    run.click(do_invert, [model, image, second, inverter, space, steps, tune_steps, seed, direction_set, layers, mix_layers, *sliders],
+    run.click(do_invert, [state, model, image, second, inverter, space, steps, tune_steps, seed, direction_set, layers, mix_layers, *sliders],
               [target_img, recon_img, fidelity, result_img, downloads, state, status])
-    cancel.click(do_cancel, None, status, concurrency_limit=None, queue=False)
+    cancel.click(do_cancel, None, None, concurrency_limit=None, queue=False)
     for control in (layers, mix_layers, *sliders):
         control.change(do_edit, edit_inputs, [result_img, downloads, status], trigger_mode="always_last")
     gr.Examples([[ctx.example("synth_face_0.png"), ctx.example("synth_face_1.png")],
