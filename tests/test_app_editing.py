@@ -166,3 +166,31 @@ def test_cancel_stops_projection_and_pti(catalog):
     assert not pti.cancelled and done[:4] == [1, 2, 3, 4] and pti.reconstruction.shape == (1, 3, 16, 16)
     with pytest.raises(ConfigError, match="unknown inverter"):
         editing.invert(G, x, "magic")
+
+
+def test_encoders_are_offered_only_for_their_own_generator(catalog, tmp_path):
+    from ganedit.cli.project import encoder_codes
+    from ganedit.formats.native import save_model
+    from ganedit.models.psp import PSP
+
+    tiny = work.load(catalog, TINY, "stylegan2", "cpu")
+    torch.manual_seed(2)
+    encoder = {"type": "GradualStyleEncoder", "input_nc": 3, "input_width": 4, "depths": [4, 6, 8, 10], "units": [1, 2, 1, 1],
+               "n_styles": 6, "style_dim": 32, "input_size": 32, "se_reduction": 2}
+    psp = PSP(encoder, dict(size=16, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32)).eval()
+    psp.decoder.load_state_dict(tiny.g_ema.state_dict())  # trained for sg2_tiny: its decoder is that generator
+    root = tmp_path / "models"
+    save_model(psp, root / "encoders" / "psp_tiny")
+    ours = Catalog(root)
+    assert ours.names("encoder") == ["encoders/psp_tiny"]
+    loader = lambda name: work.load(ours, name, "encoder", "cpu")  # noqa: E731
+    assert editing.fitting_encoders(ours, tiny, loader) == ["encoders/psp_tiny"]
+    shipped = work.load(ours, SHIPPED, "stylegan2", "cpu")
+    assert editing.fitting_encoders(ours, shipped, loader) == []  # another generator: not offered
+    x = read_image(EXAMPLES / "synth_face_0.png", 16, allow_upscale=True)
+    path = str(ours.get("encoders/psp_tiny", "encoder").path)
+    got = editing.invert(tiny, x, "encoder", encoder_path=path)
+    want = encoder_codes(path, tiny, x)
+    assert torch.equal(got.wplus, want) and got.meta["source"] == "encoder"
+    with torch.no_grad():
+        assert torch.equal(got.reconstruction, tiny.g_ema.synthesis(want, noise="const"))

@@ -218,8 +218,10 @@ def build(ctx: AppContext) -> None:
             held = {"main": found[0], "other": found[1] if len(found) > 1 else None, "folder": folder}
             main = found[0]
             picture, files = render(name, held, key, lay, mixing, list(strengths))
-            space_text = f", {sp}" if kind == "projection" else ""
-            line = (f"Reconstruction PSNR **{main.psnr:.2f} dB** ({method}, {main.steps} steps{space_text}, seed {int(sd or 0)})")
+            how = {"projection": f"{main.steps} steps in {sp}, seed {int(sd or 0)}",
+                   "PTI": f"{int(n_steps)} pivot steps + {main.steps} tuning steps, seed {int(sd or 0)}",
+                   "encoder": "one pass"}[kind]
+            line = f"Reconstruction PSNR **{main.psnr:.2f} dB** ({method}: {how})"
             if held["other"] is not None:
                 line += f"; second image {held['other'].psnr:.2f} dB"
             yield [to_uint8_hwc(main.target[0]), to_uint8_hwc(main.reconstruction[0]), line, picture, files, held, "done"]
