@@ -1,6 +1,7 @@
-"""Which models the web UI offers: the shipped ones (ganedit/assets) and the native folders under --models.
+"""Which models the web UI offers: the shipped ones (ganedit/assets) and the native folders under --models, and
+the direction files (`ganedit directions ...`) found there.
 
-Only config.json is read here (no weights), so listing is cheap. A model is named in the UI by its catalog name;
+Only config.json and safetensors headers are read here (no weights), so listing is cheap. A model is named in the UI by its catalog name;
 the handlers look that name up here and never open a path a browser sent, so nothing outside the models folders
 can be reached.
 """
