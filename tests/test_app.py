@@ -157,7 +157,8 @@ def test_app_without_models_says_so_in_the_tabs():
 
     from ganedit.app import build_app
 
-    text = json.dumps(build_app().config)
+    text = json.dumps(build_app().config, default=str)  # gr.State's config holds its delete callback
     assert "swapae_synth64 (shipped)" in text and "synthetic:4000" in text
     assert "No pix2pix or CycleGAN model is available" in text  # none is shipped
     assert "stylegan2_synth64 (shipped)" in text and "No StyleGAN2 model is available" not in text
+    assert "Invert & edit" in text and "No pSp / e4e encoder fits this generator" in text  # none is shipped

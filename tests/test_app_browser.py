@@ -158,17 +158,33 @@ def _expect_error(page, button: str, status: str, bad: Path) -> None:
     assert "Traceback" not in page.content()
 
 
+def _wait_previews(page, a: Path, b: Path) -> None:
+    """The server's previews of both uploads: only once it holds both files is Swap's input complete."""
+    page.wait_for_function(f"document.querySelector('#swap-structure-note').innerText.includes({a.name!r})")
+    page.wait_for_function("document.querySelector('#swap-texture-seen img')")
+
+
+def _fetch(page, elem_id: str) -> np.ndarray:
+    src = page.evaluate(f"document.querySelector('#{elem_id} img').src")
+    return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
+
+
+def _click_radio(page, elem_id: str, value: str) -> None:
+    page.click(f"#{elem_id} [data-testid='{value}-radio-label']")
+    page.wait_for_function(f"document.querySelector('#{elem_id} input[value={value}]').getAttribute('aria-checked') === 'true'")
+
+
 def test_swap_tab(page, tmp_path):
     from ganedit.cli.swap import load_swapae
     from ganedit.edit import swapae as E
 
     a, b = EXAMPLES / "synth_face_2.png", EXAMPLES / "synth_face_3.png"
-    page.get_by_role("tab", name="Swap").click()
+    page.get_by_role("tab", name="Swap", exact=True).click()
     assert "synthetic:4000" in page.locator("#swap-info").inner_text()  # what the model was trained on
     _upload(page, "swap-structure", a)
     _upload(page, "swap-texture", b)
     # the previews come back from the server once it holds both files: only then is Swap's input complete
-    page.wait_for_function("document.querySelector('#swap-structure-seen img') && document.querySelector('#swap-texture-seen img')")
+    _wait_previews(page, a, b)
     _set_slider(page, "swap-alpha", 0.5)
     got = _run(page, "swap-run", "swap-result", "swap-status")
     model = load_swapae(str(REPO / "ganedit" / "assets" / "swapae_synth64"))
@@ -224,3 +240,107 @@ def test_sample_tab(page, server, tmp_path):
     page.click("#sample-run")
     page.wait_for_function("document.querySelector('#sample-status textarea').value.startsWith('error:')")
     assert "banana" in page.locator("#sample-status textarea").input_value()
+
+
+def test_swap_brushed_region(page):
+    """Brush a stroke on the structure image (mouse events on the editor's canvas), blend: the result is the API's
+    blend_structure with the mask the page reports, and differs from the plain reconstruction only near it."""
+    from ganedit.cli.swap import load_swapae
+    from ganedit.edit import swapae as E
+
+    a, b = EXAMPLES / "synth_face_0.png", EXAMPLES / "photo_coffee.png"
+    page.get_by_role("tab", name="Swap", exact=True).click()
+    _upload(page, "swap-structure", a)
+    _upload(page, "swap-texture", b)
+    _wait_previews(page, a, b)
+    _click_radio(page, "swap-mode", "blend")
+    _click_radio(page, "swap-region-source", "brush")
+    page.wait_for_function("document.querySelector('#swap-structure-seen canvas')")
+    box = page.locator("#swap-structure-seen canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the image sits centred in the canvas
+    page.mouse.move(cx - 40, cy - 10)
+    page.mouse.down()
+    for i in range(1, 11):  # a stroke to the right and a little down, inside the (zoomed) 64 px image
+        page.mouse.move(cx - 40 + 6 * i, cy - 10 + 2 * i)
+    page.mouse.up()
+    got = _run(page, "swap-run", "swap-result", "swap-status")
+    used = _fetch(page, "swap-region-used")[:, :, 0] > 127
+    assert used.shape == (64, 64) and 20 < used.sum() < 64 * 64 // 4, used.sum()
+    rows, cols = np.nonzero(used)
+    assert rows.min() > 16 and rows.max() < 48 and cols.min() > 8 and cols.max() < 56  # around the canvas centre
+    model = load_swapae(str(REPO / "ganedit" / "assets" / "swapae_synth64"))
+    x_a, x_b = read_image(a, 64, allow_upscale=True), read_image(b, 64, allow_upscale=True)
+    mask = torch.from_numpy(used.astype(np.float32))[None, None]
+    want = to_uint8_hwc(E.blend_structure(model, x_a, x_b, mask)[0])
+    assert np.array_equal(got, want)
+    # an all-zero mask is the plain reconstruction: the edit changes the image inside the brushed region; the
+    # decoder's convolutions carry a faint trace a few pixels beyond it, and far from it almost nothing moves
+    plain = to_uint8_hwc(E.blend_structure(model, x_a, x_b, torch.zeros_like(mask))[0])
+    change = np.abs(got.astype(int) - plain.astype(int)).sum(axis=2)
+    far = torch.nn.functional.max_pool2d(mask, 25, stride=1, padding=12)[0, 0].numpy() == 0  # > 12 px away
+    assert change[used].mean() > 8 * change[far].mean() and change[far].mean() < 5, (change[used].mean(), change[far].mean())
+    _shot(page, "swap_brush")
+    _click_radio(page, "swap-mode", "swap")
+
+
+def test_invert_tab(page, tmp_path):
+    """Invert an upload by projection (20 steps), move a SeFa slider: the reconstruction, its PSNR, the edit and
+    the downloaded latents are what the Python API gives for the same inputs and seed."""
+    from ganedit.cli.project import load_generator, psnr
+    from ganedit.edit.directions import projection_std, sefa
+    from ganedit.edit.latents import apply, load_latents
+    from ganedit.edit.projection import project
+
+    src = EXAMPLES / "synth_face_1.png"
+    page.get_by_role("tab", name="Invert & edit").click()
+    page.wait_for_selector("#invert-run")
+    assert "No pSp / e4e encoder fits" in page.locator("#invert-encoder-note").inner_text()
+    _upload(page, "invert-input", src)
+    _set_slider(page, "invert-steps", 20)
+    recon_before = page.evaluate("document.querySelector('#invert-recon img') ? 1 : 0")
+    assert recon_before == 0
+    _run(page, "invert-run", "invert-result", "invert-status")
+    recon = _fetch(page, "invert-recon")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the server runs with one thread: the same reduction order, the same pixels
+    try:
+        G = load_generator("stylegan2-synth64")
+        x = read_image(src, 64, allow_upscale=True)
+        result = project(G, x, space="w", steps=20, seed=0)
+        assert np.array_equal(recon, to_uint8_hwc(result.images[0]))
+        assert f"{psnr(result.images, x)[0]:.2f} dB" in page.locator("#invert-psnr").inner_text()
+        old = page.evaluate("document.querySelector('#invert-result img').src")
+        _set_slider(page, "invert-strength-0", 2)
+        page.wait_for_function("(old) => document.querySelector('#invert-result img').src !== old", arg=old)
+        page.wait_for_function("document.querySelector('#invert-status textarea').value === 'done'")
+        edited = _fetch(page, "invert-result")
+        d = sefa(G, n_components=16)
+        scale = float(projection_std(G, d.vectors, 5000, seed=0)[0])
+        code = apply(result.wplus, d.vectors[0], 2.0 * scale)
+        with torch.no_grad():
+            want = G.g_ema.synthesis(code, noise=result.noise)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(edited, to_uint8_hwc(want[0]))
+    assert np.abs(edited.astype(int) - recon.astype(int)).mean() > 1  # the slider moved the image
+    link = page.locator("#invert-files a[download='latents.safetensors']")
+    path = tmp_path / "latents.safetensors"
+    path.write_bytes(page.request.get(link.get_attribute("href")).body())
+    latents = load_latents(path, G)
+    assert latents.names == ["inverted", "edited"] and torch.allclose(latents.wplus[1], code[0], atol=1e-6)
+    _shot(page, "invert")
+    _upload(page, "invert-input", _bad_file(tmp_path))
+    _expect_error(page, "invert-run", "invert-status", _bad_file(tmp_path))
+
+
+def test_invert_cancel_keeps_the_ui_usable(page):
+    src = EXAMPLES / "synth_face_2.png"
+    page.get_by_role("tab", name="Invert & edit").click()
+    _upload(page, "invert-input", src)
+    _set_slider(page, "invert-steps", 2000)
+    page.click("#invert-run")
+    page.wait_for_function("/step \\d+ \\/ 2000/.test(document.querySelector('#invert-status textarea').value)")
+    page.click("#invert-cancel")
+    page.wait_for_function("document.querySelector('#invert-status textarea').value.startsWith('cancelled at step')")
+    _set_slider(page, "invert-steps", 10)
+    _run(page, "invert-run", "invert-result", "invert-status")  # a new run completes after the cancel

@@ -103,3 +103,18 @@ def test_locality_regulariser_keeps_far_codes_closer_to_the_original(tuned):
         drift_plain = (plain.generator(G).synthesis(far, "const") - reference).pow(2).mean()
         drift_regular = (regular.generator(G).synthesis(far, "const") - reference).pow(2).mean()
     assert drift_regular < drift_plain
+
+
+def test_pivot_projection_reports_progress_and_cancel_stops_both_phases():
+    G = tiny()
+    target = torch.zeros(1, 3, 16, 16)
+    pivot_steps, tune_steps = [], []
+    pti.pivotal_tuning(G, target, pivot_steps=4, steps=3, lpips=False, stop_loss=0,
+                       pivot_progress=lambda k, n, stats: pivot_steps.append((k, n, "loss" in stats)),
+                       progress=lambda k, n, stats: tune_steps.append((k, n)))
+    assert pivot_steps == [(1, 4, True), (2, 4, True), (3, 4, True), (4, 4, True)]
+    assert tune_steps == [(1, 3), (2, 3), (3, 3)]
+    seen = []
+    result = pti.pivotal_tuning(G, target, pivot_steps=50, steps=50, lpips=False, stop_loss=0,
+                                pivot_progress=lambda k, n, s: seen.append(k), cancel=lambda: len(seen) >= 2)
+    assert seen == [1, 2] and result.steps == 0 and result.delta == {}

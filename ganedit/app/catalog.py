@@ -1,6 +1,7 @@
-"""Which models the web UI offers: the shipped ones (ganedit/assets) and the native folders under --models.
+"""Which models the web UI offers: the shipped ones (ganedit/assets) and the native folders under --models, and
+the direction files (`ganedit directions ...`) found there.
 
-Only config.json is read here (no weights), so listing is cheap. A model is named in the UI by its catalog name;
+Only config.json and safetensors headers are read here (no weights), so listing is cheap. A model is named in the UI by its catalog name;
 the handlers look that name up here and never open a path a browser sent, so nothing outside the models folders
 can be reached.
 """
@@ -18,7 +19,8 @@ CONFIG = "config.json"
 MAX_DEPTH = 4  # how deep under --models a model folder may sit
 
 # tab kind <- prefix of the registered model_type in config.json
-KIND_OF_TYPE = {"swapae.": "swapae", "stylegan2.": "stylegan2", "pix2pix.": "translation", "cyclegan.": "translation"}
+KIND_OF_TYPE = {"swapae.": "swapae", "stylegan2.": "stylegan2", "pix2pix.": "translation", "cyclegan.": "translation",
+                "psp.": "encoder", "e4e.": "encoder"}
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,33 @@ def _entry(folder: Path, name: str) -> Optional[ModelEntry]:
     return ModelEntry(name, folder, kind, model_type, describe_training(record.get("meta") or {}))
 
 
-def _folders(root: Path) -> List[Path]:
-    """Model folders under root (root itself included), not following links out of it."""
+def _is_direction_file(path: Path) -> bool:
+    """True for a safetensors file tagged as a direction file (reads only its header)."""
+    from safetensors import safe_open
+
+    from ganedit.edit.directions import FORMAT_NAME
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("format") == FORMAT_NAME
+    except Exception:  # not safetensors, or unreadable: not offered
+        return False
+
+
+def _files(root: Path, pattern: str) -> List[Path]:
+    """Files matching pattern at most MAX_DEPTH folders under root, not following links out of it."""
     base = root.resolve()
     found = []
     for depth in range(MAX_DEPTH + 1):
-        for cfg in sorted(root.glob("/".join(["*"] * depth + [CONFIG]))):
-            if cfg.resolve().is_relative_to(base):
-                found.append(cfg.parent)
+        for path in sorted(root.glob("/".join(["*"] * depth + [pattern]))):
+            if path.is_file() and path.resolve().is_relative_to(base):
+                found.append(path)
     return found
+
+
+def _folders(root: Path) -> List[Path]:
+    """Model folders under root (root itself included), not following links out of it."""
+    return [cfg.parent for cfg in _files(root, CONFIG)]
 
 
 class Catalog:
@@ -78,7 +98,13 @@ class Catalog:
         if models_dir and not Path(models_dir).is_dir():
             raise ConfigError(f"--models {models_dir}: no such folder")
         self.entries: Dict[str, ModelEntry] = {}
+        # direction files (``ganedit directions ...``) by name: the Invert & edit tab offers those that fit
+        self.directions: Dict[str, Path] = {}
         for root in self.roots:
+            for path in _files(root, "*.safetensors"):
+                if _is_direction_file(path):
+                    rel = path.relative_to(root).as_posix()
+                    self.directions.setdefault(f"{rel} (shipped)" if root == shipped else rel, path)
             for folder in _folders(root):
                 rel = folder.relative_to(root).as_posix()
                 name = f"{rel} (shipped)" if root == shipped else (rel if rel != "." else root.name)
@@ -94,6 +120,12 @@ class Catalog:
         if entry is None or entry.kind != kind:
             raise ConfigError(f"unknown model {name!r}: pick one of {', '.join(self.names(kind)) or 'none'}")
         return entry
+
+    def direction_file(self, name: str) -> Path:
+        """The path of a listed direction file (never a path the browser sent)."""
+        if name not in self.directions:
+            raise ConfigError(f"unknown direction file {name!r}: pick one of {', '.join(self.directions) or 'none'}")
+        return self.directions[name]
 
     def info(self, name: Optional[str], kind: str) -> str:
         """Markdown line for the model picker: what it is and what it was trained on."""

@@ -36,7 +36,10 @@ def _load(path: str, kind: str, device: str) -> Any:
     from ganedit.cli.swap import load_swapae
     from ganedit.cli.translate import load_translation_model
 
-    loader = {"swapae": load_swapae, "stylegan2": load_stylegan2, "translation": load_translation_model}[kind]
+    import ganedit
+
+    loader = {"swapae": load_swapae, "stylegan2": load_stylegan2, "translation": load_translation_model,
+              "encoder": ganedit.load}[kind]
     return loader(path).to(device).eval()
 
 
@@ -56,10 +59,12 @@ def preview(catalog: Catalog, device: str, name: str, kind: str, upload: object)
 
 
 def swap(catalog: Catalog, device: str, name: str, structure: object, texture: object, alpha: float,
-         mode: str = "swap", box: Tuple[float, float, float, float] = (0.25, 0.25, 0.75, 0.75), seed: int = 0) -> np.ndarray:
+         mode: str = "swap", box: Tuple[float, float, float, float] = (0.25, 0.25, 0.75, 0.75), seed: int = 0,
+         mask: Optional[torch.Tensor] = None) -> np.ndarray:
     """Swapping Autoencoder: ``mode`` swap (texture mixed in by ``alpha``, as `ganedit swap`), or blend / copy:
-    the texture image's structure inside ``box`` (fractions x0, y0, x1, y1 of the image) put into the structure
-    image (as `ganedit swapae region`)."""
+    the texture image's structure inside the region put into the structure image (as `ganedit swapae region`).
+    The region is ``mask`` (1, 1, size, size) in [0, 1] (a brushed mask, see ganedit.app.masks) when given,
+    else ``box`` (fractions x0, y0, x1, y1 of the image)."""
     from ganedit.edit import swapae as E
 
     model = load(catalog, name, "swapae", device)
@@ -68,17 +73,18 @@ def swap(catalog: Catalog, device: str, name: str, structure: object, texture: o
     b = read_upload(texture, "texture image", size).to(device)
     if mode == "swap":
         y = E.swap(model, a, b, [float(alpha)], seed=seed)[0]
+    elif mode in ("blend", "copy"):
+        if mask is None:  # the rectangle: the same mask `ganedit swapae region --box` builds
+            x0, y0, x1, y1 = box
+            if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+                raise ConfigError(f"region: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {box}")
+            mask = E.rect_mask(size, size, (round(x0 * size), round(y0 * size), round(x1 * size), round(y1 * size)))
+        if tuple(mask.shape[-2:]) != (size, size):
+            raise ConfigError(f"the region mask is {tuple(mask.shape[-2:])}, the model reads {size} x {size} images")
+        edit = E.blend_structure if mode == "blend" else E.copy_structure_region
+        y = edit(model, a, b, mask.to(device), seed=seed)
     else:
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-            raise ConfigError(f"region: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {box}")
-        rect = (round(x0 * size), round(y0 * size), round(x1 * size), round(y1 * size))
-        if mode == "blend":
-            y = E.blend_structure(model, a, b, E.rect_mask(size, size, rect), seed=seed)
-        elif mode == "copy":
-            y = E.copy_structure_region(model, a, b, rect, seed=seed)
-        else:
-            raise ConfigError(f"unknown swap mode {mode!r}: swap, blend or copy")
+        raise ConfigError(f"unknown swap mode {mode!r}: swap, blend or copy")
     return to_uint8_hwc(y[0])
 
 

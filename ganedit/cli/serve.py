@@ -14,7 +14,7 @@ def register(cli: click.Group) -> None:
     @click.option("--port", default=7860, show_default=True, type=int, help="Port to listen on.")
     @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu, cuda or cuda:N.")
     def serve_cmd(models_dir: Optional[str], host: str, port: int, device: str) -> None:
-        """Start the web UI: Swap, Translate and Sample tabs on the shipped models and those under --models.
+        """Start the web UI (Swap, Invert & edit, Translate, Sample) on the shipped models and those under --models.
 
         \b
         Example:

@@ -96,12 +96,15 @@ def pivotal_tuning(
     seed: int = 0,
     progress: Optional[ProgressFn] = None,
     cancel: Optional[CancelFn] = None,
+    pivot_progress: Optional[ProgressFn] = None,
 ) -> PTIResult:
     """Tune ``G`` (left unchanged) around the pivot of one ``image`` [1, 3, size, size]; see the module docstring.
 
     ``pivot``: codes [1, n_latent, dim] to start from (skips the projection). ``stop_loss``: stop once the
     perceptual term is below it (default 0.06 with LPIPS, 1e-3 with the weight-free loss); 0 disables it.
     ``lpips``: as in :func:`ganedit.edit.projection.project` (PTI's official metric is LPIPS-AlexNet).
+    ``progress`` follows the tuning steps, ``pivot_progress`` the pivot projection's (both ``f(step, steps, stats)``);
+    ``cancel()`` returning True stops either phase.
     """
     g = stylegan_generator(G)
     if image.dim() == 3:
@@ -117,7 +120,7 @@ def pivotal_tuning(
 
     if pivot is None:
         found = project(g, target, space=pivot_space, steps=pivot_steps, noise=True, lr=pivot_lr,
-                        loss_fn=perceptual, seed=seed, cancel=cancel)
+                        loss_fn=perceptual, seed=seed, cancel=cancel, progress=pivot_progress)
         pivot = found.wplus
     pivot = pivot.detach().to(device, torch.float32)
     if pivot.dim() == 2:

@@ -2,4 +2,4 @@
 order in the UI; a new tab (e.g. invert & edit) is one more module named here."""
 from __future__ import annotations
 
-TABS = ("swap", "translate", "sample")
+TABS = ("swap", "invert", "translate", "sample")
