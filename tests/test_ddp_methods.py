@@ -45,8 +45,12 @@ SCRIPT = Path(__file__).with_name("ddp_method_step.py")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp_methods")
     torch.manual_seed(5)
-    decoder = root / "decoder"
-    ganedit.save(Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8}), decoder)  # 16 px, 6 w+ rows
+    decoder, generator = root / "decoder", Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8})  # 16 px, 6 w+ rows
+    with torch.no_grad():  # noise strengths start at 0: give the decoder's noise an effect on the output
+        for name, p in generator.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.5)
+    ganedit.save(generator, decoder)
     cases = json.dumps({name: {**COMMON, **{k: str(decoder) if v == DECODER else v for k, v in opts.items()}}
                         for name, opts in CASES.items()})
     env = sub_env()
