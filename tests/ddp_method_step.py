@@ -1,6 +1,7 @@
 """Run by tests/test_ddp_methods.py, under torchrun (2 ranks) and as a plain process (1 rank): train each method
 named in the JSON cases for a few steps and save, per rank, its initial and final weights and its extra state.
-Usage: ``[torchrun --nproc_per_node=2] tests/ddp_method_step.py OUT '{"tinygan": {...options}}'``.
+Usage: ``[torchrun --nproc_per_node=2] tests/ddp_method_step.py OUT '{"tinygan": {...options}}'``; a case named
+otherwise than its method says which with ``"method"`` (``"psp_sketch": {"method": "psp", ...}``).
 
 Optimisers are swapped for plain SGD at the recipe's learning rates: an update is then proportional to the
 gradient, so the comparison measures the maths of a step (sharding, noise, statistics, averaging) and not Adam's
@@ -50,8 +51,9 @@ def main() -> None:
     rank = int(os.environ.get("RANK", "0"))
     for name, options in cases.items():
         options = dict(options)
+        method = get_method(options.pop("method", name))  # "method": several cases of one recipe
         # "keep_optimizer": train with the recipe's own optimiser (to measure drift over many steps)
-        cls = get_method(name) if options.pop("keep_optimizer", False) else sgd_variant(get_method(name))
+        cls = method if options.pop("keep_optimizer", False) else sgd_variant(method)
         cfg = resolve(cls, {**options, "out": os.path.join(root, name)})
         trainer = Trainer(cls, cfg)
         initial = flat_state(trainer)

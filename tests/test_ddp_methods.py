@@ -15,8 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import ganedit
+from ganedit.models.stylegan2 import Generator
 from test_engine import load_ckpt, sub_env
 
+DECODER = "<tiny decoder>"  # replaced by the path of the StyleGAN2 the fixture saves
+PSP_TINY = {"data": "synthetic:8", "batch": 4, "size": 32, "input_size": 32, "units": [1, 1, 1, 1], "depths": [4, 6, 8, 10],
+            "input_width": 4, "se_reduction": 2, "lpips_lambda": 0.0, "decoder": DECODER, "lr": 0.05}
 COMMON = {"steps": 2, "workers": 0, "device": "cpu", "quiet": True, "tensorboard": False, "snapshot_every": 0}
 CASES = {
     "tinygan": {"data": "synthetic:16", "batch": 8, "size": 32, "channels": 8, "z_dim": 8, "r1_every": 2, "lr": 0.05},
@@ -26,6 +31,13 @@ CASES = {
     "pix2pix": {"data": "synthetic:8", "batch": 4, "crop_size": 32, "load_size": 32, "netG": "unet_32", "ngf": 4, "ndf": 4, "n_layers_D": 1, "lr": 0.005},
     "cyclegan": {"data": "synthetic:8", "batch": 4, "crop_size": 32, "load_size": 32, "netG": "resnet_1blocks", "ngf": 4, "ndf": 4,
                  "n_layers_D": 1, "pool_size": 3, "use_dropout": True, "lr": 0.005},
+    # pSp / e4e: IR-SE BatchNorm, the frozen decoder's random noise; ReStyle's refinement steps; e4e's stage change
+    # (stage 0 at step 0, 1 at step 1), latent D with R1 (step 0) and its w pools (filled, then swapping)
+    "psp": {**PSP_TINY, "task": "encode", "w_norm_lambda": 0.01},
+    # ReStyle: 2 updates a step, each feeding the next; at lr 0.05 the rounding grew to 5e-4 of the update in 2 steps
+    "psp_sketch": {**PSP_TINY, "method": "psp", "task": "sketch", "restyle": True, "restyle_iters": 2, "lr": 0.01},
+    "e4e": {**PSP_TINY, "similarity_lambda": 0.0, "progressive_start": 1, "progressive_step_every": 1, "w_pool_size": 3,
+            "d_reg_every": 2, "w_discriminator_lr": 0.05},
 }
 SCRIPT = Path(__file__).with_name("ddp_method_step.py")
 
@@ -33,7 +45,15 @@ SCRIPT = Path(__file__).with_name("ddp_method_step.py")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp_methods")
-    cases = json.dumps({name: {**COMMON, **opts} for name, opts in CASES.items()})
+    torch.manual_seed(5)
+    decoder, generator = root / "decoder", Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8})  # 16 px, 6 w+ rows
+    with torch.no_grad():  # noise strengths start at 0: give the decoder's noise an effect on the output
+        for name, p in generator.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.5)
+    ganedit.save(generator, decoder)
+    cases = json.dumps({name: {**COMMON, **{k: str(decoder) if v == DECODER else v for k, v in opts.items()}}
+                        for name, opts in CASES.items()})
     env = sub_env()
     two = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT), str(root / "two"), cases],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -13,6 +13,7 @@ from ganedit.errors import ConfigError
 from ganedit.methods.psp import task_condition
 from ganedit.models.psp import PSP
 from ganedit.models.stylegan2 import Generator
+from ganedit.nn.global_batch import GlobalBatchNorm2d
 from ganedit.train.loop import train
 from ganedit.train.ranger import Ranger
 
@@ -47,6 +48,13 @@ def test_encode_task_trains_and_exports(tmp_path, decoder):
     for k, v in frozen.state_dict().items():
         assert torch.equal(model.decoder.state_dict()[k], v), k
     assert isinstance(trainer.method.opts["E"], torch.optim.Adam)
+    # trained with global-batch BatchNorm (N processes = 1), exported with plain BatchNorm and the same weights
+    live, exported = trainer.method.nets["psp"], trainer.method.export()
+    assert any(isinstance(m, GlobalBatchNorm2d) for m in live.encoder.modules())
+    kinds = {type(m) for m in exported.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert kinds == {torch.nn.BatchNorm2d} and exported is not live and not exported.training
+    for k, v in live.state_dict().items():
+        assert torch.equal(exported.state_dict()[k], v), k
 
 
 @pytest.mark.parametrize("task,channels", [("sketch", 1), ("segmentation", 7), ("inpaint", 4), ("frontalize", 3), ("super_resolution", 3)])

@@ -12,6 +12,13 @@ On top of pSp's reconstruction losses (L2 1.0, LPIPS 0.8 when its weights are pr
 The identity / MoCo similarity term needs pretrained networks that are not available here: it is left out
 and the log says so when ``similarity_lambda`` > 0.
 
+N processes train as one process holding the global batch: on top of pSp's global BatchNorm and decoder noise
+(``ganedit.methods.psp``), the real w are the mapping of z drawn through ``ctx.randn``, and the two w pools are
+run-wide pools: every process queries them with the whole batch and the same draws (``ImagePool.query_global``,
+as CycleGAN's image pool) and keeps its share, so each holds the pool one process would. The stage depends only
+on the step and R1 runs on the same steps everywhere. One process computes what it did before, up to which
+random numbers decide the pools' swaps (the step's stream instead of torch's global RNG).
+
 Example::
 
     ganedit train e4e --data synthetic:4000 --set decoder=runs/sg2-64/model --set size=64
@@ -29,6 +36,7 @@ from ganedit.methods.base import Optimizers, StepContext, set_requires_grad
 from ganedit.methods.cyclegan import ImagePool
 from ganedit.methods.psp import PSPMethod
 from ganedit.models.e4e import INFERENCE_STAGE, E4E
+from ganedit.nn.global_batch import plain_copy
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +105,9 @@ class E4EMethod(PSPMethod):
             set_requires_grad(model.encoder, False)
             set_requires_grad(disc, True)
             with torch.no_grad():
-                fake = self.fake_pool.query(model.encode(x)[:, 0])  # the discriminator sees w0 (official)
-                real = self.real_pool.query(model.decoder.mapping(ctx.randn(x.shape[0], model.decoder.style_dim)))
+                # the discriminator sees w0 (official); the pools answer for the global batch
+                fake = self.fake_pool.query_global(model.encode(x)[:, 0], ctx)
+                real = self.real_pool.query_global(model.decoder.mapping(ctx.randn(x.shape[0], model.decoder.style_dim)), ctx)
             with ctx.autocast():
                 loss_d = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
             ctx.optimize("D", loss_d)
@@ -114,7 +123,7 @@ class E4EMethod(PSPMethod):
 
         with ctx.autocast():
             wplus = model.encode(x)
-            loss, step_logs, _ = self._losses(model, wplus, target)
+            loss, step_logs, _ = self._losses(model, wplus, target, ctx)
             logs.update(step_logs)
             active = min(stage, n_styles - 1)
             if c["w_discriminator_lambda"] > 0:
@@ -141,6 +150,6 @@ class E4EMethod(PSPMethod):
         self.fake_pool.load(state.get("fake_pool", {}), self.device)
 
     def export(self) -> E4E:
-        model: E4E = self.nets["psp"]
+        model: E4E = plain_copy(self.nets["psp"])  # type: ignore[assignment]
         model.set_stage(INFERENCE_STAGE)  # inference applies every offset
         return model.eval()

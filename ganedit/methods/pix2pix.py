@@ -33,7 +33,7 @@ from torch import nn
 from ganedit.checks import OneOf, Range, check_value, check_values, probability, side
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
-from ganedit.nn.global_batch import GlobalBatchNorm2d, SharedNoiseDropout, dropout_noise, make_world_size_invariant
+from ganedit.nn.global_batch import dropout_noise, make_world_size_invariant, plain_copy
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +118,6 @@ def open_paired_data(cfg: Dict[str, Any]) -> torch.utils.data.Dataset:
                                    skip_bad=bool(cfg["skip_bad"]))
     return AlignedDataset(root, phase=str(cfg["phase"]), direction=str(cfg["direction"]), transform=transform_for(cfg), seed=seed,
                           skip_bad=bool(cfg["skip_bad"]))
-
-
-def plain_copy(net: nn.Module) -> nn.Module:
-    """The registered network with the weights of ``net`` (plain BatchNorm and Dropout again, for export)."""
-    if not any(isinstance(m, (nn.SyncBatchNorm, GlobalBatchNorm2d, SharedNoiseDropout)) for m in net.modules()):
-        return net
-    from ganedit.formats.native import registered_models
-
-    copy = registered_models()[net.model_type](**net.config)  # type: ignore[attr-defined]
-    copy.load_state_dict(net.state_dict())
-    return copy
 
 
 def translation_limits() -> Dict[str, Any]:

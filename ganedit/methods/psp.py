@@ -12,6 +12,12 @@ is frozen and its noise random, as in the official Coach. Optimiser: Ranger (def
 ``restyle=true`` trains a ReStyle encoder: it reads [input, current reconstruction] and each of
 ``restyle_iters`` refinement steps is its own update from the detached previous step.
 
+N processes train as one process holding the global batch (docs/training.md, "What N processes guarantee"):
+the IR-SE backbone's BatchNorm uses the global batch's statistics (``ganedit.nn.global_batch``; the state-dict
+keys stay the official ones and the export has plain BatchNorm again), and the decoder's random noise is drawn
+through the step's global-batch stream (``ctx.randn``), so sample i gets the same noise on any number of
+processes. One process computes what it did before, up to which random numbers the noise is.
+
 Example (CPU; the decoder is any StyleGAN2 checkpoint, native or rosinality)::
 
     ganedit train psp --data synthetic:4000 --set decoder=runs/sg2-64/model --set size=64 --set task=sketch
@@ -28,6 +34,8 @@ from torch import nn
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
 from ganedit.models.psp import PSP, TASKS
+from ganedit.models.stylegan2 import Generator
+from ganedit.nn.global_batch import make_world_size_invariant, plain_copy
 from ganedit.train.ranger import Ranger
 
 log = logging.getLogger(__name__)
@@ -224,6 +232,7 @@ class PSPMethod(Method):
         with torch.no_grad():
             model.latent_avg.copy_(w_avg.reshape(1, -1).expand_as(model.latent_avg))
         model = model.to(device)
+        make_world_size_invariant(model.encoder)  # BatchNorm over the global batch (plain BatchNorm on 1 process)
         set_requires_grad(model.decoder, False)
         params = list(model.encoder.parameters())
         opts = {"E": Ranger(params, lr=c["lr"]) if c["optim"] == "ranger" else torch.optim.Adam(params, lr=c["lr"])}
@@ -245,9 +254,16 @@ class PSPMethod(Method):
             log.warning(f"psp: LPIPS weights not found ({first}); training without the LPIPS term (L2 and w-norm only)")
 
     # -- one step ------------------------------------------------------------------------------------------
-    def _losses(self, model: PSP, wplus: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, Any], torch.Tensor]:
+    @staticmethod
+    def decoder_noise(decoder: Generator, n: int, ctx: StepContext) -> List[torch.Tensor]:
+        """Fresh noise maps for n samples, as the official Coach's random noise, but drawn for the global batch
+        (``ctx.randn``): sample i gets the same maps on any number of processes."""
+        return [ctx.randn(n, 1, *getattr(decoder.noises, f"noise_{k}").shape[-2:]) for k in range(decoder.num_layers)]
+
+    def _losses(self, model: PSP, wplus: torch.Tensor, target: torch.Tensor,
+                ctx: StepContext) -> Tuple[torch.Tensor, Dict[str, Any], torch.Tensor]:
         c = self.cfg
-        out = model.pool(model.decode(wplus, noise="random"))
+        out = model.pool(model.decode(wplus, noise=self.decoder_noise(model.decoder, wplus.shape[0], ctx)))
         if out.shape[-1] != target.shape[-1]:
             out = F.interpolate(out, size=target.shape[-2:], mode="bilinear", align_corners=False)
         l2 = F.mse_loss(out, target)
@@ -271,7 +287,7 @@ class PSPMethod(Method):
         x = model.to_encoder_input(x)
         with ctx.autocast():
             if not self.cfg["restyle"]:
-                loss, logs, _ = self._losses(model, model.encode(x), target)
+                loss, logs, _ = self._losses(model, model.encode(x), target, ctx)
                 ctx.optimize("E", loss)
                 return logs
             w = model.average_wplus(x.shape[0])
@@ -281,7 +297,7 @@ class PSPMethod(Method):
             for k in range(int(self.cfg["restyle_iters"])):
                 delta = model.encoder(torch.cat([x, model.to_encoder_input(current)], 1))
                 w = w.detach() + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
-                loss, step_logs, out = self._losses(model, w, target)
+                loss, step_logs, out = self._losses(model, w, target, ctx)
                 ctx.optimize("E", loss)
                 current = out.detach()
                 logs.update({f"{key}_iter{k}": v for key, v in step_logs.items()})
@@ -300,5 +316,5 @@ class PSPMethod(Method):
             return torch.stack([shown, out, target], 1).reshape(-1, *target.shape[1:])
 
     def export(self) -> nn.Module:
-        return self.nets["psp"].eval()
+        return plain_copy(self.nets["psp"]).eval()
 

@@ -8,7 +8,8 @@ share of the global batch) the result of one process holding all of it.
   (``ctx.rand``) instead of each process's own RNG; see :func:`dropout_noise`.
 
 Both are subclasses of the torch layers they replace, with the same state-dict keys, so official checkpoints,
-``isinstance`` checks and export are unaffected. :func:`make_world_size_invariant` swaps them into a network.
+``isinstance`` checks and export are unaffected. :func:`make_world_size_invariant` swaps them into a network;
+:func:`plain_copy` gives back a registered network with the torch layers again (for export).
 """
 from __future__ import annotations
 
@@ -122,3 +123,18 @@ def make_world_size_invariant(net: nn.Module) -> nn.Module:
         new.train(m.training)
         net.set_submodule(name, new)
     return net
+
+
+def plain_copy(net: nn.Module) -> nn.Module:
+    """The registered network with the weights of ``net`` (plain BatchNorm and Dropout again, for export);
+    ``net`` itself when it holds none of the global-batch layers."""
+    if not any(isinstance(m, (nn.SyncBatchNorm, GlobalBatchNorm2d, SharedNoiseDropout)) for m in net.modules()):
+        return net
+    from ganedit.formats.native import registered_models  # late: the layers need no file formats
+
+    copy = registered_models()[net.model_type](**net.config)  # type: ignore[attr-defined]
+    tensors = list(net.parameters()) + list(net.buffers())
+    if tensors:
+        copy.to(tensors[0].device)
+    copy.load_state_dict(net.state_dict())
+    return copy.train(net.training)
