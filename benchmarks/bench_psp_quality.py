@@ -76,6 +76,19 @@ def row(name: str, s: Dict[str, float], extra: str = "") -> str:
     return f"| {name} | {s['psnr']:.2f} | {s['ssim']:.3f} | {extra} |"
 
 
+def training_line(model) -> str:
+    """How the encoder was trained, from the training record its export carries (empty for foreign files)."""
+    meta = getattr(model, "checkpoint_meta", {}) or {}
+    cfg = meta.get("train_config") or {}
+    if not cfg:
+        return ""
+    keys = ("task", "encoder_type", "num_layers", "depths", "optim", "lr", "batch")
+    spec = ", ".join(f"{k} {cfg[k]}" for k in keys if k in cfg)
+    seen = meta.get("images_seen")
+    return (f" (trained {meta.get('step', '?')} steps" + (f", {seen / 1000:.1f} kimg" if seen else "")
+            + f" on `{cfg.get('data', '?')}`: {spec})")
+
+
 def encode_decode(model, x: torch.Tensor) -> torch.Tensor:
     return batched(lambda b: model.decode(model.encode(b)).clamp(-1, 1), x)
 
@@ -192,7 +205,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         lines += ["", f"Grids: `{args.grid}/{task}_indomain.png`" + (f", `{args.grid}/{task}_world.png`" if world is not None else "")]
 
     head = [f"Command: `python -m benchmarks.bench_psp_quality {' '.join(argv if argv is not None else sys.argv[1:])}`. "
-            f"Encoder `{args.encoder}`; decoder {size} px; {time.perf_counter() - t_start:.0f} s in all. {machine_line()}", ""]
+            f"Encoder `{args.encoder}`{training_line(model)}; decoder {size} px; {time.perf_counter() - t_start:.0f} s in all. "
+            f"{machine_line()}", ""]
     text = "## pSp against ground truth (issue 13 §5)\n\n" + "\n".join(head + lines) + "\n"
     print(text)
     if args.write:
