@@ -14,7 +14,7 @@ def test_bench_projection_smoke(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("GANEDIT_CACHE", str(tmp_path))
     bench_projection.main(["--random", "16", "--steps", "2", "--spaces", "w+", "--noise-modes", "const", "--n", "2",
                            "--mixing", "1", "--n-world", "1", "--world-steps", "3", "--timing-steps", "2",
-                           "--repeats", "1", "--pti-n", "1", "--pivot-steps", "2", "--pti-steps", "2"])
+                           "--repeats", "1", "--pti-n", "1", "--pivot-steps", "2", "--pti-steps", "2", "--direction", "random"])
     out = capsys.readouterr().out
     assert re.search(rf"^\| w\+ \| const \| 2 \| {N} \| {N} \| {N} \| {N} / {N} \| {N} \|$", out, re.M)  # in-domain
     assert re.search(rf"^\| w\+ \| const \| 3 \| {N} \| {N} \| {N} \|$", out, re.M)  # world, at --world-steps
@@ -22,6 +22,9 @@ def test_bench_projection_smoke(capsys, tmp_path, monkeypatch):
     for name in ("in-domain 0", "world 0"):
         row = re.search(rf"^\| {name} \| {N} / {N} \| {N} / {N} \| {N} \| \d+ \| {N} \| (\d+) \| (\d+) \| (\d+) \|$", out, re.M)
         assert row and int(row.group(1)) < int(row.group(3))  # the fp16 difference is smaller than the whole generator
+    # the PTI edit check: one row per tuned image, base and tuned generator
+    assert "PTI edits: direction 'random'" in out
+    assert re.search(rf"^\| world 0 \| {N} \| {N} \| {N} \| {N} \|$", out, re.M)
     assert "ganedit data indomain --seed 0 --mixing 1`" in out and "2 style-mixed" in out and "min CPU" in out
 
 
