@@ -175,6 +175,12 @@ def run(args: argparse.Namespace) -> Dict:
 
     # labelled samples for InterFaceGAN and a separate evaluation set
     w_train, labels = D.label_samples(G, predict, args.n_samples, seed=args.seed, batch_size=args.batch)
+    if getattr(args, "save_only", False):  # the direction files alone, without measuring anything
+        saved = save_directions(G, Path(args.save), w_train, _scalar_labels(labels),
+                                [a for a in args.save_attributes.split(",") if a],
+                                D.ganspace(G, args.n_samples, args.components, seed=args.seed),
+                                D.sefa(G, n_components=args.components), args)
+        return {"saved": [str(p) for p in saved], "seconds": time.time() - wall0}
     w_eval = D.sample_w(G, args.n_eval, seed=args.seed + 1)
     base = scalar_factors(predict, D.render_w(G, w_eval, args.batch))
     varied = {k: v.std() for k, v in base.items() if float(v.std()) > 1e-6}  # constant factors cannot be scored
@@ -309,13 +315,20 @@ def main(argv=None) -> None:
     parser.add_argument("--save", default=None, help="Folder to write direction files to (see the module docstring).")
     parser.add_argument("--save-attributes", default="yaw,glasses,hair_volume,hair_kind=long,smile",
                         help="InterFaceGAN directions written by --save (factor, or factor=class).")
+    parser.add_argument("--save-only", action="store_true", help="Only write the --save files (no measurements, "
+                        "no BENCHMARKS.md).")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="Print only; leave BENCHMARKS.md alone.")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.bench_directions " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.save_only and not args.save:
+        parser.error("--save-only needs --save DIR")
     results = run(args)
+    if args.save_only:
+        print("\n".join(f"wrote {p}" for p in results["saved"]) + f" ({results['seconds']:.0f} s)")
+        return
     text = report(results, args, command)
     print(text)
     if not args.no_write:

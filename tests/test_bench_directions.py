@@ -73,3 +73,11 @@ def test_parse_saved():
 def test_saving_an_unknown_class_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="no class 'curly'"):
         B.run(_args(save=str(tmp_path), save_attributes="hair_kind=curly"))
+
+
+def test_save_only_writes_the_files_without_measuring(tmp_path, capsys):
+    B.main(["--random", "--n-samples", "200", "--components", "2", "--extremes", "0.2", "--save", str(tmp_path),
+            "--save-attributes", "yaw", "--save-only"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ganspace.safetensors", "interfacegan_yaw.safetensors",
+                                                          "sefa.safetensors"]
+    assert "Bar" not in capsys.readouterr().out
