@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from ganedit.cli._options import model_option, out_option, size_option
+from ganedit.cli._options import device_option, model_option, out_option, size_option
 
 # Segmentation palette (RGB 0-255) for the classes of ganedit.data.synthetic.CLASSES.
 SEG_PALETTE = ((40, 40, 48), (230, 180, 140), (120, 70, 30), (60, 140, 230), (220, 40, 80), (90, 180, 90), (250, 230, 60))
@@ -37,6 +37,7 @@ class DemoContext:
     train_images: int = 2000
     direction_images: int = 128  # per domain, for the X -> Y mean-difference direction
     edit_pairs: int = 64  # held-out images scored for the texture edit
+    device: str = "cpu"  # where the model runs: auto | cpu | cuda
     echo: Callable[[str], None] = print
     model: Any = None
     model_info: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -201,9 +202,10 @@ def format_scores(scores: Dict[str, Dict[str, float]]) -> str:
 @click.option("--n", "n", type=click.IntRange(8), default=32, show_default=True, help="Gallery images.")
 @click.option("--pairs", type=click.IntRange(1), default=200, show_default=True, help="Held-out swap pairs to score.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="Training seed (held-out pairs use 2**31 + seed).")
+@device_option()
 @click.option("--figures", type=click.Path(file_okay=False, path_type=Path), default=None, help="Also write the README figures here (e.g. docs/).")
 def demo(out: Path, model_path: Optional[Path], train: bool, train_minutes: float, train_images: int, direction_images: int, size: Optional[int],
-         world_only: bool, n: int, pairs: int, seed: int, figures: Optional[Path]) -> None:
+         world_only: bool, n: int, pairs: int, seed: int, figures: Optional[Path], device: str) -> None:
     """Run the demo on the built-in synthetic world: the Swapping Autoencoder against the ground truth (no downloads;
     about 1-2 minutes with the shipped model, plus --train-minutes with --train).
 
@@ -218,18 +220,22 @@ def demo(out: Path, model_path: Optional[Path], train: bool, train_minutes: floa
       ganedit demo                                   # the shipped model -> out/demo
       ganedit demo --train --train-minutes 5         # train one first (progress bar), then the same report
       ganedit demo --model runs/swapae/model -o out/mine
+      ganedit demo --device cuda                      # the model on the GPU (figures and scores stay on the CPU)
     """
+    from ganedit.cli._options import resolve_device
+
+    resolve_device(device)  # a missing GPU is said before any work, not half-way through the report
     model_path = Path(model_path) if model_path is not None else None
     size = (size or 64) if (world_only or train) else resolve_size(size, model_path)
     ctx = DemoContext(out=out, size=size, n=n, pairs=pairs, seed=seed, figures=figures, model_path=model_path, train=train,
                       train_minutes=train_minutes, train_images=train_images, direction_images=direction_images,
-                      edit_pairs=min(pairs, 64), echo=click.echo)
+                      edit_pairs=min(pairs, 64), device=device, echo=click.echo)
     summary = run_demo(ctx, WORLD_REPORT if world_only else REPORT)
     from ganedit.cli.demo_swapae import leak_note
 
     info = summary["model"] or {}
     if not world_only:
-        click.echo(f"\nSwapping Autoencoder: {info.get('source', '?')} {info.get('path', '')} ({info.get('steps', info.get('step', '?'))} training steps)")
+        click.echo(f"\nSwapping Autoencoder: {info.get('source', '?')} {info.get('path', '')} ({info.get('steps', info.get('step', '?'))} training steps; runs on {info.get('device', 'cpu')})")
     click.echo(f"Ground truth on {pairs} held-out pairs at {size} px (swap = structure of A with the appearance of B):")
     scores = summary["scores"]
     order = ["swapae_swap", "copy", "colour_transfer", "swapae_reconstruction", "texture_edit_x2y", "texture_edit_copy_input"]
