@@ -12,6 +12,10 @@ spread over the samples:
 * ratio: |change| / leakage. The baseline is the mean ratio of ``--random`` random unit directions for the same
   factor. The bar (issue 15 §6): InterFaceGAN's ratio is at least 5x the random one for smile, yaw and glasses.
 
+Binary factors are read as the regressor's probability (``soft_factors``). Conditional InterFaceGAN (the paper's
+conditional manipulation, ``--condition-k``) is also measured: each direction made orthogonal to the InterFaceGAN
+directions of the factors its plain version leaks into most.
+
 "Reads" is measured in the same run: the regressor's score on ``--check-n`` held-out world images (R² for a
 continuous factor, Cohen's kappa, i.e. accuracy above chance, for a binary one) must reach ``--min-score``. A
 factor it cannot read is neither a target nor counted in the leakage (its prediction would be noise, or worse, a
@@ -60,6 +64,24 @@ def scalar_factors(predict: Callable[[torch.Tensor], Dict[str, torch.Tensor]], i
             continue
         out[name] = value.float().mean(1) if value.dim() == 2 else value.float()
     return out
+
+
+@torch.no_grad()
+def soft_factors(images: torch.Tensor, R, batch_size: int = 256) -> Dict[str, torch.Tensor]:
+    """``predict_factors`` with every binary factor as the regressor's probability instead of its 0/1 class: an
+    edit's effect on it is then measured smoothly (a class flips only near the boundary, so a hard reading turns
+    small effects into noise), and InterFaceGAN labels it by scores and their extremes, as in the paper."""
+    from ganedit.models.attributes import decode_outputs
+
+    parts = []
+    for i in range(0, len(images), batch_size):
+        raw = R(images[i:i + batch_size].float())
+        out = decode_outputs(R.specs, raw)
+        for spec in R.specs:
+            if spec.kind == "binary":
+                out[spec.name] = torch.sigmoid(raw[spec.name][:, 0])
+        parts.append(out)
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 @torch.no_grad()
@@ -157,7 +179,7 @@ def run(args: argparse.Namespace) -> Dict:
     from ganedit.cli.data_indomain import resolve_model
     from ganedit.cli.sample import load_stylegan2
     from ganedit.edit import directions as D
-    from ganedit.models.attributes import load_regressor, predict_factors
+    from ganedit.models.attributes import load_regressor
 
     torch.set_num_threads(args.threads)
     wall0, cpu0 = time.time(), time.process_time()
@@ -166,7 +188,8 @@ def run(args: argparse.Namespace) -> Dict:
     else:
         G = load_stylegan2(resolve_model(args.model))
         R = load_regressor(args.regressor)
-    predict = lambda images: predict_factors(images, R)  # noqa: E731
+    R.eval()
+    predict = lambda images: soft_factors(images, R)  # noqa: E731
 
     # which factors the regressor reads (--check-n 0: count them all; the default for a random smoke test, whose
     # regressor reads nothing)
@@ -207,12 +230,23 @@ def run(args: argparse.Namespace) -> Dict:
                                           extreme_fraction=args.extremes, seed=args.seed)
         except Exception as exc:  # a factor the regressor never varies on these samples
             print(f"skip {f}: {exc}")
+    changes_ifg = {}
     for f, d in trainable.items():
-        change = evaluate(d.vector(0))
+        change = changes_ifg[f] = evaluate(d.vector(0))
         results["interfacegan"][f] = score(change, f) + (d.meta["validation_accuracy"],)
         rs = [score(r, f) for r in randoms]
         results["random"][f] = (sum(abs(r[0]) for r in rs) / len(rs), sum(r[1] for r in rs) / len(rs),
                                 sum(r[2] for r in rs) / len(rs))
+    # conditional InterFaceGAN: orthogonal to the InterFaceGAN directions of the --condition-k factors the plain
+    # direction leaks into most (the paper's conditional manipulation)
+    results["conditional"] = {}
+    for f, d in trainable.items() if args.condition_k > 0 else ():
+        leaked = sorted((k for k in changes_ifg[f] if k != f and k in trainable), key=lambda k: -abs(changes_ifg[f][k]))
+        chosen = leaked[:args.condition_k]
+        if not chosen:
+            continue
+        v = D.project_out(d.vector(0), [trainable[k].vector(0) for k in chosen])
+        results["conditional"][f] = score(evaluate(v), f) + (chosen,)
     comps_by_method = {"ganspace": D.ganspace(G, args.n_samples, args.components, seed=args.seed),
                        "sefa": D.sefa(G, n_components=args.components)}
     for method, comps in comps_by_method.items():
@@ -263,9 +297,10 @@ def report(results: Dict, args: argparse.Namespace, command: str) -> str:
                   f"binary kappa): {len(results['factors'])}. Not measured, unreadable: "
                   + (", ".join(f"{k} ({checked[k][0]} {checked[k][1]:.2f})" for k in unread) or "none") + ".", ""]
     lines += [
-        "| factor | regressor score | InterFaceGAN change | leakage | ratio | val. acc. | random ratio | IFG / random | GANSpace best (ratio) | SeFa best (ratio) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| factor | regressor score | InterFaceGAN change | leakage | ratio | val. acc. | random ratio | IFG / random | conditional IFG ratio | cond. / random | GANSpace best (ratio) | SeFa best (ratio) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    conditional = results.get("conditional", {})
     verdicts = []
     for f in results["factors"]:
         ifg = results["interfacegan"].get(f)
@@ -273,18 +308,27 @@ def report(results: Dict, args: argparse.Namespace, command: str) -> str:
         gs, sf = results["ganspace"][f], results["sefa"][f]
         readable = f"{checked[f][0]} {checked[f][1]:.2f}" if f in checked else "-"
         if ifg is None:
-            lines.append(f"| {f} | {readable} | - | - | - | - | - | - | {gs[0]} ({gs[3]:.2f}) | {sf[0]} ({sf[3]:.2f}) |")
+            lines.append(f"| {f} | {readable} | - | - | - | - | - | - | - | - | {gs[0]} ({gs[3]:.2f}) | {sf[0]} ({sf[3]:.2f}) |")
             continue
         gain = ifg[2] / rnd[2] if rnd[2] > 0 else float("inf")
+        cond = conditional.get(f)
+        cond_gain = cond[2] / rnd[2] if cond and rnd[2] > 0 else float("nan")
+        cond_text = f"{cond[2]:.2f} | {cond_gain:.1f}x" if cond else "- | -"
         lines.append(f"| {f} | {readable} | {ifg[0]:+.3f} | {ifg[1]:.3f} | {ifg[2]:.2f} | {ifg[3]:.2f} | {rnd[2]:.2f} | {gain:.1f}x | "
-                     f"{gs[0]} ({gs[3]:.2f}) | {sf[0]} ({sf[3]:.2f}) |")
+                     f"{cond_text} | {gs[0]} ({gs[3]:.2f}) | {sf[0]} ({sf[3]:.2f}) |")
         if f in BAR_FACTORS:
-            verdicts.append(f"{f} {gain:.1f}x ({'met' if gain >= BAR else 'NOT met'})")
+            verdicts.append(f"{f} {gain:.1f}x ({'met' if gain >= BAR else 'NOT met'}"
+                            + (f"; conditional {cond_gain:.1f}x, {'met' if cond_gain >= BAR else 'NOT met'}" if cond else "")
+                            + ")")
     missing = [f for f in BAR_FACTORS if f not in results["interfacegan"]]
     why = {f: (f" (regressor {checked[f][0]} {checked[f][1]:.2f})" if f in unread else "") for f in missing}
     lines += ["", f"Bar (InterFaceGAN ratio >= {BAR:.0f}x random for {', '.join(BAR_FACTORS)}): "
               + ("; ".join(verdicts) if verdicts else "not measured")
               + (f"; not measured: {', '.join(f + why[f] for f in missing)}" if missing else "") + "."]
+    if conditional:
+        lines += ["", f"Conditional InterFaceGAN: each direction made orthogonal to the InterFaceGAN directions of the "
+                  f"{args.condition_k} factors its plain version leaks into most: "
+                  + "; ".join(f"{f}: {', '.join(c[3])}" for f, c in conditional.items() if f in BAR_FACTORS) + "."]
     for method, title in (("ganspace", "GANSpace"), ("sefa", "SeFa")):
         top = results.get(method + "_top")
         if top:
@@ -307,6 +351,8 @@ def main(argv=None) -> None:
     parser.add_argument("--strength", type=float, default=1.0, help="Edit size in sigmas of w along the direction.")
     parser.add_argument("--components", type=int, default=10)
     parser.add_argument("--random-dirs", type=int, default=8)
+    parser.add_argument("--condition-k", type=int, default=3, help="Conditional InterFaceGAN: project out the "
+                        "directions of this many most-leaked factors (0: no conditional column).")
     parser.add_argument("--factors", default="", help="Comma-separated factors to report (default: all); leakage "
                         "always counts every factor the regressor reads.")
     parser.add_argument("--check-n", type=int, default=None, help="Held-out world images that decide which factors "

@@ -153,9 +153,9 @@ def pti_edit_rows(args, G, tuned) -> List[str]:
 
 
 def pti_edit_rows_one(args, G, tuned, direction: str) -> List[str]:
-    from benchmarks.bench_directions import measure, readable_factors, scalar_factors, score
+    from benchmarks.bench_directions import measure, readable_factors, scalar_factors, score, soft_factors
     from ganedit.edit import directions as D
-    from ganedit.models.attributes import AttributeRegressor, load_regressor, predict_factors
+    from ganedit.models.attributes import AttributeRegressor, load_regressor
 
     smoke = args.regressor is None and (args.random or direction == "random")
     if smoke:  # a smoke run: nothing trained
@@ -163,7 +163,7 @@ def pti_edit_rows_one(args, G, tuned, direction: str) -> List[str]:
         regressor = AttributeRegressor(channels=(4, 4, 8, 8, 8), feature_dim=16).eval()
     else:
         regressor = load_regressor(args.regressor)
-    predict = lambda images: predict_factors(images.cpu(), regressor)  # noqa: E731
+    predict = lambda images: soft_factors(images.cpu(), regressor)  # noqa: E731
     if direction == "random":
         d = torch.nn.functional.normalize(torch.randn(G.style_dim, generator=torch.Generator().manual_seed(7)), dim=0)
         name, attribute = "random", args.attribute or "smile"

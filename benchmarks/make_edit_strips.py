@@ -144,16 +144,25 @@ def direction_sigma(G: Any, directions: Any, i: int) -> float:
     return float(projection_std(G, directions.vectors[i:i + 1])[0])
 
 
-def reader(regressor: Any, factor: str) -> Callable[[torch.Tensor], List[str]]:
-    """Cell notes: the regressor's reading of ``factor`` for each image (a class name for a class factor)."""
-    from ganedit.models.attributes import FACTOR_BY_NAME, predict_factors
+def reader(regressor: Any, factor: str, positive_class: Optional[int] = None) -> Callable[[torch.Tensor], List[str]]:
+    """Cell notes: the regressor's reading of ``factor`` for each image: its value, the probability of a binary
+    factor, the probability of ``positive_class`` of a categorical one (else its most likely class)."""
+    from ganedit.models.attributes import FACTOR_BY_NAME, decode_outputs
 
     spec = FACTOR_BY_NAME[factor]
 
+    @torch.no_grad()
     def read(images: torch.Tensor) -> List[str]:
-        values = predict_factors(images, regressor)[factor]
-        if spec.kind in ("binary", "categorical"):
-            return [spec.classes[int(v)] for v in values]
+        regressor.eval()
+        raw = regressor(images.float())[factor]
+        if spec.kind == "binary":
+            return [f"p({spec.classes[1]}) {float(v):.2f}" for v in torch.sigmoid(raw[:, 0])]
+        if spec.kind == "categorical":
+            if positive_class is not None:
+                probs = torch.softmax(raw, dim=1)[:, positive_class]
+                return [f"p({spec.classes[positive_class]}) {float(v):.2f}" for v in probs]
+            return [spec.classes[int(k)] for k in raw.argmax(1)]
+        values = decode_outputs([spec], {factor: raw})[factor]
         return [f"{float(v):.2f}" for v in values]
 
     return read
@@ -250,7 +259,8 @@ def make_strips(G: Any, directions_dir: Path, out: Path, strips: Sequence[str], 
         directions = load_direction(directions_dir / f"{name}.safetensors", G)
         component = component or "0"
         factor = directions.meta.get("factor") if directions.method == "interfacegan" else None
-        read = reader(regressor, factor) if regressor is not None and factor else None
+        read = (reader(regressor, factor, directions.meta.get("positive_class"))
+                if regressor is not None and factor else None)
         grid = edit_strip(G, items, directions, component, strengths, read, model_label, inversion)
         stem = name if not spec.partition(":")[2] else f"{name}_{directions.names[directions.index(component)]}"
         path = out / f"{stem}.png"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+import torch
 
 from benchmarks import bench_directions as B
 
@@ -11,7 +12,7 @@ from benchmarks import bench_directions as B
 def _args(**kw) -> argparse.Namespace:
     base = dict(random=True, model=None, regressor=None, n_samples=200, n_eval=8, extremes=0.2, strength=1.0,
                 components=2, random_dirs=2, batch=64, threads=1, seed=0, factors="smile,yaw,glasses,face_x",
-                check_n=0, min_score=0.5, save=None, save_attributes="")
+                check_n=0, min_score=0.5, save=None, save_attributes="", condition_k=1)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -26,6 +27,10 @@ def test_bench_directions_smoke():
         assert leak > 0 and abs(ratio - abs(change) / leak) < 1e-9 and 0 <= accuracy <= 1
         assert results["ganspace"][f][0] in ("pc0", "pc1") and results["sefa"][f][0] in ("sefa0", "sefa1")
     assert [name for name, _, _ in results["sefa_top"]] == ["sefa0", "sefa1"]
+    # conditional InterFaceGAN: orthogonal to the most-leaked other factor's direction, scored the same way
+    for f, (change, leak, ratio, chosen) in results["conditional"].items():
+        assert len(chosen) == 1 and chosen[0] != f and chosen[0] in results["factors"]
+        assert abs(ratio - abs(change) / leak) < 1e-9
     text = B.report(results, args, "cmd")
     assert "| smile |" in text and "Bar (InterFaceGAN ratio >= 5x random" in text and "RANDOM" in text
 
@@ -81,3 +86,14 @@ def test_save_only_writes_the_files_without_measuring(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ganspace.safetensors", "interfacegan_yaw.safetensors",
                                                           "sefa.safetensors"]
     assert "Bar" not in capsys.readouterr().out
+
+
+def test_soft_factors_read_binary_factors_as_probabilities():
+    from ganedit.models.attributes import predict_factors
+
+    _, R = B.tiny_models(0)
+    images = torch.rand(6, 3, 64, 64) * 2 - 1
+    soft, hard = B.soft_factors(images, R), predict_factors(images, R)
+    assert torch.is_floating_point(soft["glasses"]) and bool(((soft["glasses"] >= 0) & (soft["glasses"] <= 1)).all())
+    assert torch.equal((soft["glasses"] > 0.5).long(), hard["glasses"])
+    assert torch.equal(soft["hair_kind"], hard["hair_kind"]) and torch.allclose(soft["yaw"], hard["yaw"])

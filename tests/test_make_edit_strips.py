@@ -66,3 +66,14 @@ def _find_tile(image: Image.Image, tile: torch.Tensor, half: bool = True) -> boo
             if (pixels[y, x] - tile[0, 0]).abs().max() <= 1 and (pixels[y:y + h, x:x + w] - tile).abs().max() <= 1:
                 return True
     return False
+
+
+def test_cell_notes_read_probabilities_of_classes():
+    _, R = bench_directions.tiny_models(0)
+    images = torch.rand(3, 3, 64, 64) * 2 - 1
+    raw = R.eval()(images)
+    glasses = M.reader(R, "glasses")(images)
+    assert glasses == [f"p(on) {float(v):.2f}" for v in torch.sigmoid(raw["glasses"][:, 0])]
+    long_hair = M.reader(R, "hair_kind", positive_class=1)(images)
+    assert long_hair == [f"p(long) {float(v):.2f}" for v in torch.softmax(raw["hair_kind"], 1)[:, 1]]
+    assert M.reader(R, "hair_kind")(images)[0] in ("short", "long", "bob", "bun")
