@@ -18,7 +18,8 @@
 
     python -m benchmarks.bench_projection stylegan2-synth64 [--steps 100,500,1000] [--n 6] [--write]
     python -m benchmarks.bench_projection --random 32 --steps 20,50 --n 2 --pti-steps 20   # a quick check
-    ... --direction yaw.safetensors,glasses.safetensors [--regressor PATH]   # PTI edit check (random: a random one)
+    ... --direction stylegan2-synth64/interfacegan_yaw,d.safetensors [--regressor PATH]   # PTI edit check
+                                                                              # (random: a random direction)
 
 The figures depend on the generator: the section names it (path, size, weights hash) and the loss used. MODEL is a
 path or a shipped name (stylegan2-synth64). The run prints its wall and CPU time.
@@ -168,7 +169,7 @@ def pti_edit_rows_one(args, G, tuned, direction: str) -> List[str]:
         d = torch.nn.functional.normalize(torch.randn(G.style_dim, generator=torch.Generator().manual_seed(7)), dim=0)
         name, attribute = "random", args.attribute or "smile"
     else:
-        loaded = D.load_direction(direction, G)
+        loaded = D.load_direction(D.resolve_direction(direction), G)  # a path or a shipped MODEL/NAME
         i = loaded.index(args.component)
         d, name = loaded.vectors[i], loaded.names[i]
         attribute = args.attribute or loaded.meta.get("attribute") or name

@@ -264,14 +264,14 @@ def make_strips(G: Any, directions_dir: Path, out: Path, strips: Sequence[str], 
         grid = edit_strip(G, items, directions, component, strengths, read, model_label, inversion)
         stem = name if not spec.partition(":")[2] else f"{name}_{directions.names[directions.index(component)]}"
         path = out / f"{stem}.png"
-        grid.save(path)
+        grid.save(path, optimize=True)
         written.append(path)
         legend.append(f"| `{path.name}` | {directions.method} `{directions.names[directions.index(component)]}` "
                       f"from `{name}.safetensors` |")
     pairs = [(items[0], items[1])] + ([(items[n_indomain], items[n_indomain + 1])] if n_world >= 2 and n_indomain else [])
     for path, grid in ((out / "interpolation.png", interpolation_grid(G, pairs, 8, model_label, inversion)),
                        (out / "style_mixing.png", mixing_grid(G, items[0], items[1], model_label, inversion))):
-        grid.save(path)
+        grid.save(path, optimize=True)
         written.append(path)
     legend += ["| `interpolation.png` | latent interpolation between two inverted images |",
                "| `style_mixing.png` | style mixing (coarse / middle / fine rows) between two inverted images |", ""]
