@@ -67,7 +67,6 @@ def L_png(image: torch.Tensor) -> np.ndarray:
 SHIPPED = D.shipped_directions("stylegan2-synth64")
 
 
-@pytest.mark.skipif(not SHIPPED.is_dir(), reason="no direction files are shipped for stylegan2-synth64")
 def test_shipped_direction_files_fit_the_shipped_generator():
     """Each shipped file loads by name, fits the shipped generator and was computed on these very weights (no
     fingerprint warning): a new generator checkpoint must come with new direction files."""
