@@ -219,7 +219,7 @@ def item_model_scores(ctx: Any) -> None:
     m, seed = ctx.model, ctx.seed
     pairs = heldout_swap_pairs(ctx.pairs, ctx.size, seed)
     ctx.scores["swapae_swap"] = score_swap(lambda a, b: swap(m, a, b, (1.0,), seed=seed)[:, 0].cpu(), pairs)
-    ctx.scores["swapae_reconstruction"] = score_swap(lambda a, b: swap(m, a, a, (0.0,), seed=seed)[:, 0].cpu(), SwapPairs(pairs.a, pairs.a, pairs.a))
+    ctx.scores["swapae_reconstruction"] = score_swap(lambda a, b: swap(m, a, a, (0.0,), seed=seed)[:, 0].cpu(), SwapPairs(pairs.a, pairs.a, pairs.a, pairs.segmentation))  # the swap target has A's layout
 
     # Leak: A with texture B and A with texture C (C = the next pair's B): both should keep A's segmentation
     # and follow neither B's nor C's.
