@@ -36,11 +36,11 @@ def test_detail_branch_shapes_and_outputs():
     assert set(model.detail_slices) == set(DETAIL_FACTORS)
     windows = crop_faces(images, torch.zeros(3), torch.zeros(3), torch.full((3,), 0.4), 16)
     assert windows.shape == (3, 3, 16, 16) and model.detail(windows).shape == (3, 8)
-    assert model.detail_head.in_features == 32 + 8
+    assert model.detail_from_global.in_features == 32 and model.detail_from_branch.in_features == 8
     # the detail factors come from the detail head: changing its bias moves them and nothing else
     before = model(images)
     with torch.no_grad():
-        model.detail_head.bias.add_(1.0)
+        model.detail_from_global.bias.add_(1.0)
     after = model(images)
     for name in raw:
         moved = not torch.allclose(before[name], after[name])
@@ -52,7 +52,7 @@ def test_generator_scores_use_the_detail_branch():
 
     model = AttributeRegressor(**SMALL, detail=DETAIL).eval()
     with torch.no_grad():
-        model.detail_head.bias.normal_()  # the detail head now disagrees with the global head
+        model.detail_from_global.bias.normal_()  # the detail head now disagrees with the global head
     images = torch.rand(6, 3, 64, 64) * 2 - 1
     pred, feats = _predict_with_features(model, images, batch_size=4)
     direct = predict_factors(images, model, batch_size=4)
@@ -124,6 +124,11 @@ def test_added_branch_starts_as_the_global_head():
     two = add_detail_branch(one, DETAIL).eval()
     images = torch.rand(4, 3, 64, 64) * 2 - 1
     a, b = one(images), two(images)
+    for name in a:  # the branch block starts tiny, not zero (so that the branch gets gradient at once)
+        assert torch.allclose(a[name], b[name], atol=0.02), name
+    assert not all(torch.equal(a[n], b[n]) for n in DETAIL_FACTORS)
+    two.init_detail_head_from_global(branch_scale=0.0)
+    b = two(images)
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
@@ -162,8 +167,16 @@ def test_detail_finetune_trains_only_the_branch(tmp_path):
     state = model.state_dict()
     for key, value in frozen.items():  # the whole first stage, batch-norm statistics included
         assert torch.equal(state[key], value), key
+    for name, sl in model.detail_slices.items():  # and the detail head's global block, still the global head's rows
+        assert torch.equal(model.detail_from_global.weight[sl], frozen["head.weight"][model.slices[name]]), name
     assert any(not torch.equal(state[k], v) for k, v in AttributeRegressor(**SMALL, detail=DETAIL).state_dict().items()
                if k.startswith("detail.")) and len(info["history"]) == 3
     assert load_regressor(str(tmp_path / "two")).detail is not None
     with pytest.raises(ConfigError, match="freeze_global needs a detail branch"):
         train_regressor(None, steps=1, echo=lambda _: None, batch=4, freeze_global=True, **SMALL)
+
+
+def test_cpu_minute_budget_ends_the_run():
+    _, info = train_regressor(None, steps=10_000, cpu_minutes=0.003, seed=2, echo=lambda _: None, batch=4, **SMALL)
+    assert 0 < info["steps_done"] < 10_000 and info["config"]["cpu_minutes"] == 0.003
+    assert info["cpu_seconds"] < 5.0

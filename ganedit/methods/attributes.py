@@ -150,6 +150,7 @@ def train_regressor(
     start, cpu_start = time.perf_counter(), time.process_time()
     history: list = []
     running = 0.0
+    per_factor: Dict[str, float] = {}
     step = 0
     for step in range(steps):
         progress = step / steps
@@ -172,11 +173,17 @@ def train_regressor(
         loss.backward()
         optimiser.step()
         running += float(loss.detach())
+        for name, value in losses.items():
+            per_factor[name] = per_factor.get(name, 0.0) + float(value.detach())
         if (step + 1) % log_every == 0:
             history.append({"step": step + 1, "loss": running / log_every, "seconds": round(time.perf_counter() - start, 1)})
             rate = (step + 1) * cfg["batch"] / (time.perf_counter() - start)
-            echo(f"step {step + 1}: loss {running / log_every:.4f}  ({rate:.0f} img/s)")
+            # the hardest factors (highest loss; 1 is a constant guess of a uniform factor) show what is learned
+            hardest = sorted(per_factor.items(), key=lambda kv: -kv[1])[:4]
+            echo(f"step {step + 1}: loss {running / log_every:.4f}  ({rate:.0f} img/s); hardest: "
+                 + ", ".join(f"{k} {v / log_every:.3f}" for k, v in hardest))
             running = 0.0
+            per_factor = {}
     else:
         step = steps
     model.eval()
@@ -214,7 +221,7 @@ def _train_mode(model: AttributeRegressor, freeze_global: bool) -> None:
     """Training mode, except a frozen first stage, whose batch norms keep their running statistics."""
     model.train()
     if freeze_global:
-        for m in (model.trunk, model.embed, model.head):
+        for m in model.global_modules():
             m.eval()
 
 

@@ -237,8 +237,10 @@ class AttributeRegressor(nn.Module):
     glasses rims); four strided stages reach 4x4, which is flattened, not pooled, so positions stay readable.
 
     ``detail``: None (one stage), or the face-detail branch's settings (keys of ``DETAIL_DEFAULTS``, missing
-    ones take the default): its ``factors`` are then predicted by ``detail_head`` from the global features and
-    the branch's features of the face window that the global head's face_x, face_y and face_size place."""
+    ones take the default): its ``factors`` are then predicted from the global features and the branch's
+    features of the face window that the global head's face_x, face_y and face_size place. That head is one linear
+    map of the concatenated features, stored as its two blocks (``detail_from_global`` + ``detail_from_branch``)
+    so that a fine-tune can hold the global block (see ``global_parameters``)."""
 
     def __init__(
         self,
@@ -290,23 +292,31 @@ class AttributeRegressor(nn.Module):
             width = FACTOR_BY_NAME[name].outputs
             self.detail_slices[name] = slice(start, start + width)
             start += width
-        self.detail_head = nn.Linear(feature_dim + int(cfg["feature_dim"]), start)  # type: ignore[arg-type]
+        self.detail_from_global = nn.Linear(feature_dim, start)
+        self.detail_from_branch = nn.Linear(int(cfg["feature_dim"]), start, bias=False)  # type: ignore[arg-type]
 
     @torch.no_grad()
-    def init_detail_head_from_global(self) -> None:
-        """Start the detail head as a copy of the global head's rows for its factors, with zero weight on the
-        branch's features: before any training the two-stage network predicts exactly what the global one did."""
+    def init_detail_head_from_global(self, branch_scale: float = 1e-3) -> None:
+        """Start the detail head's global block as a copy of the global head's rows for its factors, and its branch
+        block tiny (std ``branch_scale``; not zero, so the branch gets gradient from the first step): before
+        training, the two-stage network predicts what the global one did (exactly, with ``branch_scale`` 0)."""
         if self.detail is None:
             raise ConfigError("attribute regressor: this regressor has no detail branch")
-        g = self.head.weight.shape[1]
-        self.detail_head.weight.zero_()
         for name, sl in self.detail_slices.items():
-            self.detail_head.weight[sl, :g] = self.head.weight[self.slices[name]]
-            self.detail_head.bias[sl] = self.head.bias[self.slices[name]]
+            self.detail_from_global.weight[sl] = self.head.weight[self.slices[name]]
+            self.detail_from_global.bias[sl] = self.head.bias[self.slices[name]]
+        self.detail_from_branch.weight.normal_(0.0, branch_scale)
+
+    def global_modules(self) -> List[nn.Module]:
+        """The first stage (trunk, embedding, global head) and the detail head's global block: what a detail
+        fine-tune may freeze. Holding that block matters: Adam moves every weight by about the learning rate per
+        step whatever its gradient, and on 256 large global features that random walk soon swamps the
+        predictions it was copied from."""
+        first = [self.trunk, self.embed, self.head]
+        return first + ([self.detail_from_global] if self.detail is not None else [])
 
     def global_parameters(self) -> List[nn.Parameter]:
-        """The first stage's parameters (trunk, embedding, global head): what a detail fine-tune may freeze."""
-        return [p for m in (self.trunk, self.embed, self.head) for p in m.parameters()]
+        return [p for m in self.global_modules() for p in m.parameters()]
 
     def face_box(self, raw: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(face_x, face_y, face_size) in image units from raw global outputs, kept in a sane range so that a
@@ -337,7 +347,7 @@ class AttributeRegressor(nn.Module):
             return raw, g
         fx, fy, fs = self.face_box(raw) if box is None else box
         windows = crop_faces(resize_to(images, self.image_size), fx, fy, fs, self.detail_crop)
-        fine = self.detail_head(torch.cat([g, self.detail(windows)], 1))
+        fine = self.detail_from_global(g) + self.detail_from_branch(self.detail(windows))
         for name, sl in self.detail_slices.items():
             raw[name] = fine[:, sl]
         return raw, g
