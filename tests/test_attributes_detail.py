@@ -47,6 +47,28 @@ def test_detail_branch_shapes_and_outputs():
         assert moved == (name in DETAIL_FACTORS), name
 
 
+def test_part_segmentation_head_and_loss():
+    from ganedit.methods.attributes import parts_loss
+    from ganedit.models.attributes import PART_CLASSES
+
+    model = AttributeRegressor(**SMALL, detail=DETAIL)
+    images, targets, _, classes = world_batch(4, 0, 0, segmentation=True)
+    assert classes.shape == (4, 64, 64) and int(classes.max()) < len(PART_CLASSES)
+    box = (targets["face_x"], targets["face_y"], targets["face_size"])
+    raw, parts = model.forward_with_parts(images, box)
+    assert parts.shape == (4, len(PART_CLASSES), 16, 16) and set(raw) == {f.name for f in FACTORS}
+    # the loss is small for logits that are the cropped class map itself, large for the wrong classes
+    one_hot = torch.nn.functional.one_hot(classes, len(PART_CLASSES)).permute(0, 3, 1, 2).float()
+    truth = crop_faces(one_hot, *box, 16)
+    right = parts_loss(20.0 * truth, classes, box)
+    wrong = parts_loss(20.0 * truth.roll(1, dims=1), classes, box)
+    untrained = parts_loss(parts.detach(), classes, box)
+    assert float(right) < 0.5 < float(untrained) < float(wrong)
+    # the window's classes: mostly skin, some lips and eyes
+    share = truth.mean((0, 2, 3))
+    assert share[PART_CLASSES.index("skin")] > 0.2 and share[PART_CLASSES.index("lips")] > 0.002
+
+
 def test_generator_scores_use_the_detail_branch():
     from ganedit.metrics.attributes import _predict_with_features
 

@@ -45,6 +45,7 @@ DEFAULTS: Dict[str, Any] = {
     "freeze_global": False,  # train only the detail branch and its head
     "box_jitter": 0.015,  # std of the window centre's jitter, image units
     "box_scale_jitter": 0.03,  # std of the log window size's jitter
+    "parts_weight": 1.0,  # weight of the detail branch's auxiliary part-segmentation loss
 }
 
 
@@ -56,17 +57,21 @@ def _mix_appearance(x: Appearance, y: Appearance, take_y: torch.Tensor) -> Appea
     return Appearance(**fields)
 
 
-def world_batch(n: int, seed: int, start: int, size: int = 64, domain_y_every: int = 4) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+def world_batch(n: int, seed: int, start: int, size: int = 64, domain_y_every: int = 4, segmentation: bool = False
+                ) -> Tuple[torch.Tensor, ...]:
     """Images ``start .. start+n-1`` of the world under ``seed`` with their targets and visibility masks
-    (see :func:`ganedit.models.attributes.factor_targets`); every ``domain_y_every``-th image is in domain Y."""
+    (see :func:`ganedit.models.attributes.factor_targets`); every ``domain_y_every``-th image is in domain Y.
+    With ``segmentation``, the class map [N, H, W] (ids of the renderer's CLASSES) comes fourth."""
     structure = sample_structure(n, seed, start)
     appearance = sample_appearance(n, seed, start)
     if domain_y_every > 0:
         take_y = torch.arange(start, start + n) % domain_y_every == domain_y_every - 1
         appearance = _mix_appearance(appearance, to_domain_y(appearance), take_y)
-    images = render(structure, appearance, size).image
+    rendered = render(structure, appearance, size)
     targets, visible = factor_targets(structure, appearance)
-    return images, targets, visible
+    if segmentation:
+        return rendered.image, targets, visible, rendered.segmentation
+    return rendered.image, targets, visible
 
 
 _BLUR = torch.tensor([1.0, 2.0, 1.0])
@@ -162,13 +167,19 @@ def train_regressor(
             break
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg["lr"], progress, step, cfg["warmup_steps"])
-        images, targets, visible = world_batch(cfg["batch"], seed, offset + step * cfg["batch"], cfg["size"], cfg["domain_y_every"])
+        images, targets, visible, classes = world_batch(cfg["batch"], seed, offset + step * cfg["batch"], cfg["size"],
+                                                        cfg["domain_y_every"], segmentation=True)
         images = degrade(images, generator, cfg["blur_probability"], cfg["noise_probability"], cfg["max_noise"])
-        box = jittered_box(targets, generator, cfg["box_jitter"], cfg["box_scale_jitter"]) if model.detail is not None else None
-        raw = model(images, box=box)
         specs = model.specs if trained is None else [s for s in model.specs if s.name in trained]
-        losses = factor_losses(specs, raw, targets, visible)
-        loss = torch.stack(list(losses.values())).mean()
+        if model.detail is None:
+            losses = factor_losses(specs, model(images), targets, visible)
+            loss = torch.stack(list(losses.values())).mean()
+        else:
+            box = jittered_box(targets, generator, cfg["box_jitter"], cfg["box_scale_jitter"])
+            raw, part_logits = model.forward_with_parts(images, box)
+            losses = factor_losses(specs, raw, targets, visible)
+            losses["parts"] = parts_loss(part_logits, classes, box)
+            loss = torch.stack([v for k, v in losses.items() if k != "parts"]).mean() + cfg["parts_weight"] * losses["parts"]
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -205,6 +216,16 @@ def add_detail_branch(model: AttributeRegressor, detail: Dict[str, Any]) -> Attr
     two.load_state_dict(model.state_dict(), strict=False)  # everything but the new branch and head
     two.init_detail_head_from_global()
     return two
+
+
+def parts_loss(logits: torch.Tensor, classes: torch.Tensor, box: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy of the branch's part logits against the class map cropped by the same window (one-hot
+    resampled like the image, so boundary pixels get soft targets)."""
+    from ganedit.models.attributes import crop_faces
+
+    one_hot = F.one_hot(classes, logits.shape[1]).permute(0, 3, 1, 2).float()
+    soft = crop_faces(one_hot, box[0], box[1], box[2], logits.shape[-1])
+    return -(soft * F.log_softmax(logits, 1)).sum(1).mean()
 
 
 def jittered_box(targets: Dict[str, torch.Tensor], generator: torch.Generator, jitter: float,
