@@ -143,7 +143,7 @@ def test_added_branch_starts_as_the_global_head():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
-    two = add_detail_branch(one, DETAIL).eval()
+    two = add_detail_branch(one, DETAIL, branch_init_std=1e-3).eval()
     images = torch.rand(4, 3, 64, 64) * 2 - 1
     a, b = one(images), two(images)
     for name in a:  # the branch block starts tiny, not zero (so that the branch gets gradient at once)

@@ -46,6 +46,9 @@ DEFAULTS: Dict[str, Any] = {
     "box_jitter": 0.015,  # std of the window centre's jitter, image units
     "box_scale_jitter": 0.03,  # std of the log window size's jitter
     "parts_weight": 1.0,  # weight of the detail branch's auxiliary part-segmentation loss
+    # std of the detail head's branch block when a branch is added to a trained regressor: large enough that the
+    # regression loss reaches the branch at once, small enough not to swamp what the global block reads
+    "branch_init_std": 0.01,
 }
 
 
@@ -136,7 +139,7 @@ def train_regressor(
         cfg["channels"], cfg["feature_dim"] = model.config["channels"], model.config["feature_dim"]
         cfg["init"] = str(init)
         if cfg["detail"] is not None and model.detail is None:
-            model = add_detail_branch(model, cfg["detail"])
+            model = add_detail_branch(model, cfg["detail"], cfg["branch_init_std"])
         cfg["detail"] = model.config.get("detail")
     else:
         detail = None if cfg["detail"] is None else detail_settings(cfg["detail"])
@@ -208,13 +211,13 @@ def train_regressor(
     return model, info
 
 
-def add_detail_branch(model: AttributeRegressor, detail: Dict[str, Any]) -> AttributeRegressor:
+def add_detail_branch(model: AttributeRegressor, detail: Dict[str, Any], branch_init_std: float = 0.01) -> AttributeRegressor:
     """A two-stage copy of a one-stage regressor: the same first stage (weights copied), a fresh face-detail
-    branch, and a detail head that starts out predicting exactly what the global head did."""
+    branch, and a detail head whose global block is the global head (its branch block: std ``branch_init_std``)."""
     config = {**model.config, "detail": detail_settings(detail)}
     two = AttributeRegressor(**config)
     two.load_state_dict(model.state_dict(), strict=False)  # everything but the new branch and head
-    two.init_detail_head_from_global()
+    two.init_detail_head_from_global(branch_init_std)
     return two
 
 

@@ -219,7 +219,10 @@ class FaceDetailBranch(nn.Module):
             layers += [_conv_bn(cin, cout, 2), _conv_bn(cout, cout)]
         self.convs = nn.Sequential(*layers)
         side = crop // 8
-        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(channels[-1] * side * side, feature_dim), nn.ReLU(inplace=True))
+        # A linear embedding, no ReLU: added to a trained global head, the branch is at first only noise on the
+        # factors that head already reads, and the loss's quickest fix is to switch its units off -- ReLU units
+        # died within 70 steps (55 % -> 2 % active) and the branch never came back.
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(channels[-1] * side * side, feature_dim))
         self.parts_full = nn.Conv2d(channels[0], len(PART_CLASSES), 1)
         self.parts_half = nn.Conv2d(channels[1], len(PART_CLASSES), 1)
 
