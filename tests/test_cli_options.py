@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Commands that run a model on images: each must offer --device auto|cpu|cuda.
 INFERENCE_COMMANDS = {"swap", "swap-grid", "swapae pca", "swapae direction", "swapae edit-texture", "swapae region",
-                      "translate", "sample", "mix", "eval"}
+                      "translate", "sample", "mix", "eval", "demo", "invert", "psp", "project", "pti", "edit",
+                      "data indomain"}
 
 
 def walk(cmd: click.Command = group, prefix: str = "") -> Iterator[Tuple[str, click.Command]]:

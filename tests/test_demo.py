@@ -91,3 +91,17 @@ def test_demo_refuses_a_size_the_model_does_not_fit_before_writing_anything(tmp_
     res = CliRunner().invoke(cli, ["demo", "--size", "32", "--out", str(out)])
     assert res.exit_code != 0
     assert "works on 64 px images" in str(res.exception) and not out.exists()
+
+
+def test_demo_device_option_runs_the_model_there_or_refuses_before_writing_anything(tmp_path):
+    from click.testing import CliRunner
+
+    from ganedit.cli.main import cli
+
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(cli, ["demo", "--device", "cuda", "--world-only", "--n", "8", "--pairs", "2", "--out", str(out)])
+    if torch.cuda.is_available():  # a GPU machine: the world-only report runs
+        assert res.exit_code == 0 and (out / "gallery.png").is_file()
+    else:
+        assert res.exit_code != 0 and "--device cuda: CUDA is not available" in str(res.exception)
+        assert not out.exists()

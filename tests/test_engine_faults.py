@@ -97,6 +97,42 @@ def test_sigterm_to_torchrun_with_workers_checkpoints_and_exports(tmp_path, imag
     assert state["world_size"] == 2 and ganedit.load(out / "model").checkpoint_meta["step"] == state["step"]
 
 
+def test_sigterm_to_ganedit_torchrun_exits_zero_after_a_clean_stop(tmp_path, images):
+    """`ganedit torchrun` is torchrun's agent with an honest exit status: 0 and one line after the ranks stopped
+    cleanly (plain torchrun exits 1 with a traceback after the same stop)."""
+    out = tmp_path / "run"
+    args = ["torchrun", "--standalone", "--nproc_per_node=2", "train", "tinygan", "--data", str(images), "--out", str(out),
+            "--batch", "4", "--steps", "100000", "--log-every", "1", "--snapshot-every", "0", "--checkpoint-every", "0",
+            *TINY_ARGS, "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "ganedit", *args], env=sub_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _logged_steps(out) >= 3, proc, "training started", timeout=240)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "ganedit torchrun: stopped by SIGTERM at step" in err, err
+    state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[0][1])
+    assert state["world_size"] == 2 and ganedit.load(out / "model").checkpoint_meta["step"] == state["step"]
+
+
+def test_ganedit_torchrun_reports_a_failed_rank_with_a_nonzero_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ganedit", "torchrun", "--standalone", "--nproc_per_node=2", "train",
+                           "tinygan", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")],
+                          env=sub_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 1
+    assert "ganedit torchrun: a training process failed (rank 0: exit" in proc.stderr, proc.stderr
+
+
+def test_ganedit_torchrun_needs_the_train_command():
+    proc = subprocess.run([sys.executable, "-m", "ganedit", "torchrun", "--nproc_per_node=2"], env=sub_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "name the command to run" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_load_accepts_run_folders_and_training_checkpoints(tmp_path, images):
     out = tmp_path / "run"
     run_trainer(TinyGAN, out, images, batch=4, steps=3, checkpoint_every=2, snapshot_every=0)

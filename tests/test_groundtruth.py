@@ -2,6 +2,8 @@
 scoring."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -86,7 +88,7 @@ def test_scores_and_baselines(pairs):
     exact = score_swap(lambda a, b: a, SwapPairs(pairs.target, pairs.target, pairs.target))
     assert exact["psnr"] == 100.0 and abs(exact["ssim"] - 1.0) < 1e-6 and exact["n"] == 12
     scores = swap_baselines(pairs, train=training_images(32, 64))
-    assert set(scores) == {"copy", "colour_transfer", "nearest_neighbour"}
+    assert set(scores) == {"copy", "copy_b", "colour_transfer", "nearest_neighbour"}
     for s in scores.values():
         assert 5 < s["psnr"] < 40 and -1 < s["ssim"] < 0.9
     assert score_swap(copy_baseline, pairs) == scores["copy"]
@@ -110,7 +112,10 @@ def test_translation_and_frontalization_pairs():
     assert torch.equal(t.y, render(st, to_domain_y(ap), 32).image)
     identity = score_translation(lambda x: x, t)
     assert identity["psnr"] < 100 and identity["n"] == 4
-    assert score_translation(lambda y: y, t, "y2x") == identity  # symmetric metric, same pairs
+    back = score_translation(lambda y: y, t, "y2x")
+    symmetric = ("psnr", "ssim", "psnr_face", "psnr_hair", "psnr_background", "psnr_clothes")
+    assert {k: back[k] for k in symmetric} == {k: identity[k] for k in symmetric}  # symmetric metrics, same pairs
+    assert abs(back["sharpness_median"] * identity["sharpness_median"] - 1) < 0.5  # ratios: roughly reciprocal
     f = heldout_frontalization_pairs(4, 32)
     assert torch.equal(f.source, t.x) and not torch.equal(f.source, f.target)
 
@@ -136,3 +141,48 @@ def test_condition_pairs_match_the_written_conditions(tmp_path):
     assert 5 < score_condition(lambda x: x, masked)["psnr"] < 100
     with pytest.raises(ValueError, match="kind"):
         heldout_condition_pairs(2, 32, "depth")
+
+
+def test_sharpness_ratio_is_one_for_the_truth_below_for_a_blur_above_for_speckle(pairs):
+    from ganedit.metrics.groundtruth import sharpness_ratio
+
+    truth = pairs.target
+    blurred = torch.nn.functional.avg_pool2d(truth, 3, stride=1, padding=1, count_include_pad=False)
+    speckled = (truth + 0.15 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    assert torch.allclose(sharpness_ratio(truth, truth), torch.ones(len(truth)))
+    assert float(sharpness_ratio(blurred, truth).max()) < 0.7
+    assert float(sharpness_ratio(speckled, truth).min()) > 1.3
+    scores = score_swap(lambda a, b: torch.nn.functional.avg_pool2d(a, 3, stride=1, padding=1, count_include_pad=False),
+                        SwapPairs(truth, truth, truth, pairs.segmentation))
+    assert scores["sharpness"] < 0.7 and scores["sharpness_median"] < 0.7
+
+
+def test_region_psnr_sees_an_error_confined_to_one_region(pairs):
+    from ganedit.data.synthetic import CLASSES
+
+    hair = (pairs.segmentation == CLASSES.index("hair"))[:, None].expand_as(pairs.target)
+    wrong_hair = torch.where(hair, torch.zeros_like(pairs.target), pairs.target)
+    scores = score_swap(lambda a, b: torch.where(hair[: len(a)], torch.zeros_like(a), a),
+                        SwapPairs(pairs.target, pairs.target, pairs.target, pairs.segmentation))
+    assert scores["psnr_background"] == scores["psnr_face"] == scores["psnr_clothes"] == 100.0
+    expected = psnr_in(wrong_hair, pairs.target, hair[:, 0])
+    assert abs(scores["psnr_hair"] - expected) < 1e-3 and scores["psnr_hair"] < 30
+    assert scores["psnr"] > scores["psnr_hair"]  # the whole image hides the error: the region figure shows it
+
+
+def psnr_in(x, y, mask):
+    """Mean over images (with >= 16 mask pixels) of the PSNR inside the mask, written out plainly."""
+    values = []
+    for xi, yi, mi in zip(x, y, mask):
+        if int(mi.sum()) >= 16:
+            mse = float(((xi - yi) ** 2).mean(0)[mi].mean())
+            values.append(10 * math.log10(4.0 / mse))
+    return sum(values) / len(values)
+
+
+def test_copy_b_baseline_returns_b(pairs):
+    from ganedit.metrics.groundtruth import copy_b_baseline
+
+    scores = swap_baselines(pairs)
+    assert scores["copy_b"] == score_swap(lambda a, b: b, pairs)
+    assert torch.equal(copy_b_baseline(pairs.a, pairs.b), pairs.b)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ganedit.cli._options import device_option
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
@@ -25,7 +27,8 @@ def resolve_model(name: str) -> str:
 @click.option("--mixing", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Style-mixing probability (W+ codes from two w).")
 @click.option("--truncation", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Truncation psi towards the mean latent.")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Images decoded at once.")
-def indomain(model: str, n: int, out: str, seed: int, mixing: float, truncation: float, batch: int) -> None:
+@device_option()
+def indomain(model: str, n: int, out: str, seed: int, mixing: float, truncation: float, batch: int, device: str) -> None:
     """Sample codes from a generator at fixed seeds and write images, latents and degraded inputs to OUT.
 
     \b
@@ -44,7 +47,7 @@ def indomain(model: str, n: int, out: str, seed: int, mixing: float, truncation:
     from ganedit.edit.indomain import write_indomain
 
     path = resolve_model(model)
-    G = load_stylegan2(path)
+    G = load_stylegan2(path, device)  # codes are drawn on the CPU: the same set on any device
     with tqdm(total=n, unit="img", desc="indomain", dynamic_ncols=True) as bar:
         record = write_indomain(G, out, n, seed=seed, mixing=mixing, truncation=truncation, batch_size=batch,
                                 source=path, progress=bar.update)

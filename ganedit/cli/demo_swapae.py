@@ -34,7 +34,7 @@ def without_discriminators(model: Any) -> Any:
     return slim.eval()
 
 
-def train_model(out: Path, size: int, minutes: float, images: int, seed: int, echo: Any = print) -> Tuple[Any, Dict[str, Any]]:
+def train_model(out: Path, size: int, minutes: float, images: int, seed: int, echo: Any = print, device: str = "cpu") -> Tuple[Any, Dict[str, Any]]:
     """Train the ``swapae`` recipe on ``synthetic:images`` for at most ``minutes`` (the engine's progress bar
     shows the steps), export ``out/model`` and return (model without discriminators, info)."""
     from ganedit.methods import get_method
@@ -43,7 +43,7 @@ def train_model(out: Path, size: int, minutes: float, images: int, seed: int, ec
 
     cfg = resolve(get_method("swapae"), {
         "data": f"synthetic:{images}", "out": str(out), "size": size, "seed": seed, "steps": 100_000,
-        "workers": 0, "checkpoint_every": 0, "snapshot_every": 0, "log_every": 25, "tensorboard": False, "device": "cpu",
+        "workers": 0, "checkpoint_every": 0, "snapshot_every": 0, "log_every": 25, "tensorboard": False, "device": device,
     })
     if (out / "checkpoints").exists():
         import shutil
@@ -75,7 +75,7 @@ def item_model(ctx: Any) -> None:
 
     path = ctx.model_path or (SHIPPED_MODEL if (SHIPPED_MODEL / "config.json").is_file() else None)
     if ctx.train or path is None:
-        ctx.model, ctx.model_info = train_model(ctx.out / "train", ctx.size, ctx.train_minutes, ctx.train_images, ctx.seed, ctx.echo)
+        ctx.model, ctx.model_info = train_model(ctx.out / "train", ctx.size, ctx.train_minutes, ctx.train_images, ctx.seed, ctx.echo, ctx.device)
     else:
         model = ganedit.load(path)
         if getattr(model, "model_type", "") != "swapae.SwappingAutoencoder":
@@ -84,7 +84,11 @@ def item_model(ctx: Any) -> None:
             raise CheckpointError(path, f"is a {getattr(model, 'model_type', type(model).__name__)}, not a Swapping Autoencoder")
         ctx.model = without_discriminators(model).eval()
         ctx.model_info = {"source": "loaded", "path": str(path), **{k: v for k, v in getattr(model, "checkpoint_meta", {}).items() if k in ("step", "images_seen")}}
-    ctx.model.requires_grad_(False)
+    from ganedit.cli._options import resolve_device
+
+    # The pictures and scores are made on the CPU: only the model's own work runs on --device.
+    ctx.model = ctx.model.to(resolve_device(ctx.device)).requires_grad_(False)
+    ctx.model_info["device"] = str(resolve_device(ctx.device))
 
 
 # ------------------------------------------------------------------------------------------------ pictures
@@ -97,7 +101,7 @@ def item_swap_grid(ctx: Any) -> None:
     from ganedit.metrics.groundtruth import colour_transfer, copy_baseline, heldout_swap_pairs
 
     p = heldout_swap_pairs(GRID_COLUMNS, ctx.size, ctx.seed)
-    model_swap = swap(ctx.model, p.a, p.b, (1.0,), seed=ctx.seed)[:, 0].clamp(-1, 1)
+    model_swap = swap(ctx.model, p.a, p.b, (1.0,), seed=ctx.seed)[:, 0].clamp(-1, 1).cpu()
     rows = [("structure A", p.a), ("texture B", p.b), ("model swap", model_swap), ("truth", p.target),
             ("copy A", copy_baseline(p.a, p.b)), ("colour tr.", colour_transfer(p.a, p.b))]
     labelled_rows(rows, ctx.out / "swap_grid.png")
@@ -113,7 +117,7 @@ def item_interpolation(ctx: Any) -> None:
     from ganedit.metrics.groundtruth import heldout_swap_pairs
 
     p = heldout_swap_pairs(4, ctx.size, ctx.seed)
-    strips = swap(ctx.model, p.a, p.b, ALPHAS, seed=ctx.seed).clamp(-1, 1)  # (4, A, 3, H, W)
+    strips = swap(ctx.model, p.a, p.b, ALPHAS, seed=ctx.seed).clamp(-1, 1).cpu()  # (4, A, 3, H, W)
     rows = [(f"pair {i}", torch.cat([p.a[i : i + 1], strips[i], p.b[i : i + 1]])) for i in range(p.a.shape[0])]
     labelled_rows(rows, ctx.out / "interpolation.png")
     ctx.files.append(ctx.out / "interpolation.png")
@@ -148,9 +152,9 @@ def item_region_edit(ctx: Any) -> None:
     p = heldout_swap_pairs(GRID_COLUMNS, ctx.size, ctx.seed)
     target, source = p.a, p.b
     box = hair_box(ctx.size)
-    rec = swap(ctx.model, target, target, (0.0,), seed=ctx.seed)[:, 0]
-    copied = copy_structure_region(ctx.model, target, source, box, seed=ctx.seed)
-    blended = blend_structure(ctx.model, target, source, rect_mask(ctx.size, ctx.size, box), seed=ctx.seed)
+    rec = swap(ctx.model, target, target, (0.0,), seed=ctx.seed)[:, 0].cpu()
+    copied = copy_structure_region(ctx.model, target, source, box, seed=ctx.seed).cpu()
+    blended = blend_structure(ctx.model, target, source, rect_mask(ctx.size, ctx.size, box), seed=ctx.seed).cpu()
     rows = [("target", target), ("source+box", outline(source, box)), ("target rec.", rec.clamp(-1, 1)),
             ("region copy", copied.clamp(-1, 1)), ("region blend", blended.clamp(-1, 1))]
     labelled_rows(rows, ctx.out / "region_edit.png")
@@ -170,13 +174,13 @@ def item_texture_edit(ctx: Any) -> None:
     y_train = training_images(n_dir, ctx.size, ctx.seed, "y")
     ctx.direction = mean_difference(ctx.model, x_train, y_train).direction
     pairs = heldout_translation_pairs(GRID_COLUMNS, ctx.size, ctx.seed)
-    edits = edit_texture(ctx.model, pairs.x, ctx.direction, STRENGTHS, seed=ctx.seed).clamp(-1, 1)  # (B, S, 3, H, W)
+    edits = edit_texture(ctx.model, pairs.x, ctx.direction, STRENGTHS, seed=ctx.seed).clamp(-1, 1).cpu()  # (B, S, 3, H, W)
     rows = [("input (X)", pairs.x)] + [(f"strength {s:g}", edits[:, i]) for i, s in enumerate(STRENGTHS)] + [("truth (Y)", pairs.y)]
     labelled_rows(rows, ctx.out / "texture_edit.png")
     ctx.files.append(ctx.out / "texture_edit.png")
 
     scored = heldout_translation_pairs(ctx.edit_pairs, ctx.size, ctx.seed)
-    ctx.scores["texture_edit_x2y"] = score_translation(lambda x: edit_texture(ctx.model, x, ctx.direction, (1.0,), seed=ctx.seed)[:, 0], scored)
+    ctx.scores["texture_edit_x2y"] = score_translation(lambda x: edit_texture(ctx.model, x, ctx.direction, (1.0,), seed=ctx.seed)[:, 0].cpu(), scored)
     ctx.scores["texture_edit_copy_input"] = score_translation(lambda x: copy_baseline(x, x), scored)
 
 
@@ -214,8 +218,8 @@ def item_model_scores(ctx: Any) -> None:
 
     m, seed = ctx.model, ctx.seed
     pairs = heldout_swap_pairs(ctx.pairs, ctx.size, seed)
-    ctx.scores["swapae_swap"] = score_swap(lambda a, b: swap(m, a, b, (1.0,), seed=seed)[:, 0], pairs)
-    ctx.scores["swapae_reconstruction"] = score_swap(lambda a, b: swap(m, a, a, (0.0,), seed=seed)[:, 0], SwapPairs(pairs.a, pairs.a, pairs.a))
+    ctx.scores["swapae_swap"] = score_swap(lambda a, b: swap(m, a, b, (1.0,), seed=seed)[:, 0].cpu(), pairs)
+    ctx.scores["swapae_reconstruction"] = score_swap(lambda a, b: swap(m, a, a, (0.0,), seed=seed)[:, 0].cpu(), SwapPairs(pairs.a, pairs.a, pairs.a, pairs.segmentation))  # the swap target has A's layout
 
     # Leak: A with texture B and A with texture C (C = the next pair's B): both should keep A's segmentation
     # and follow neither B's nor C's.
@@ -226,7 +230,7 @@ def item_model_scores(ctx: Any) -> None:
         ia, ib = torch.arange(0, 2 * n, 2), torch.arange(1, 2 * n, 2)
         ic = ib.roll(1)
         ra, rb, rc = render(st[ia], ap[ia], ctx.size), render(st[ib], ap[ib], ctx.size), render(st[ic], ap[ic], ctx.size)
-        swaps = swap(m, torch.cat([ra.image, ra.image]), torch.cat([rb.image, rc.image]), (1.0,), seed=seed)[:, 0].clamp(-1, 1)
+        swaps = swap(m, torch.cat([ra.image, ra.image]), torch.cat([rb.image, rc.image]), (1.0,), seed=seed)[:, 0].clamp(-1, 1).cpu()
         truth = torch.cat([render(st[ia], ap[ib], ctx.size).image, render(st[ia], ap[ic], ctx.size).image])
         seg_s, seg_t = torch.cat([ra.segmentation, ra.segmentation]), torch.cat([rb.segmentation, rc.segmentation])
         k = len(CLASSES)

@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import click
 
+from ganedit.cli._options import device_option
+
 TASK_HELP = ("What the model reads: encode (RGB), sketch (grey edge map, 1 channel), segmentation (label map: "
              "pixel value = class, one-hot to label_nc channels), super_resolution (the low-res image, resized), "
              "frontalize (RGB), inpaint (RGB with --mask: 4 channels = masked image + mask). Default: the model's task.")
@@ -100,7 +102,7 @@ def _read_mask(path: Optional[str], size: int):
 
 def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 8, task: Optional[str] = None,
                  mask: Optional[str] = None, mix: int = 0, mix_alpha: Optional[float] = None,
-                 latent_mask: Optional[str] = None, iters: int = 0, seed: int = 0) -> Tuple[Path, int]:
+                 latent_mask: Optional[str] = None, iters: int = 0, seed: int = 0, device: str = "cpu") -> Tuple[Path, int]:
     """Encode every image, write OUT/<name>.png (decoder output) and OUT/latents.safetensors; with ``mix`` also
     OUT/<name>_mix<k>.png (and latents_mix.safetensors), with ``iters`` (ReStyle) OUT/<name>_iter<k>.png."""
     import torch
@@ -110,7 +112,10 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
     from ganedit.models.psp import RESTYLE_ITERS
     from ganedit.errors import ConfigError
 
-    model = load_encoder(model_path)
+    from ganedit.cli._options import resolve_device
+
+    dev = resolve_device(device)
+    model = load_encoder(model_path).to(dev)
     task = task or model.task
     if iters and not model.restyle:
         raise ConfigError(f"--iters needs a ReStyle encoder (restyle=True); {model_path} reads the image alone")
@@ -120,11 +125,12 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     mask_t = _read_mask(mask, model.input_size)
+    mask_t = mask_t.to(dev) if mask_t is not None else None
     codes, mixed_codes, mixed_names = [], [], []
     with torch.no_grad():
         for start in range(0, len(files), batch):
             chunk = files[start:start + batch]
-            x = torch.cat([task_input(model, f, task, mask_t) for f in chunk])
+            x = torch.cat([task_input(model, f, task, mask_t) for f in chunk]).to(dev)
             if model.restyle:
                 steps = model.restyle_steps(x, iters or RESTYLE_ITERS)
                 wplus = steps[-1][0]
@@ -136,14 +142,14 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
                 wplus = model.encode(x)
             for f, img in zip(chunk, model.decode(wplus)):
                 write_image(img, out_dir / f"{f.stem}.png")
-            codes.append(wplus)
+            codes.append(wplus.cpu())
             if mix:
                 mixed = model.mix_latents(wplus, mix, latent_mask, mix_alpha, seed)
                 for f, per_input in zip(chunk, mixed):
                     for k, img in enumerate(model.decode(per_input)):
                         write_image(img, out_dir / f"{f.stem}_mix{k:02d}.png")
                     mixed_names += [f"{f.stem}_mix{k:02d}" for k in range(mix)]
-                mixed_codes.append(mixed.reshape(-1, *mixed.shape[2:]))
+                mixed_codes.append(mixed.reshape(-1, *mixed.shape[2:]).cpu())
     meta = {"source": f"{type(model).__name__} {model_path}", "generator": generator_fingerprint(model.decoder), "task": task}
     path = save_latents(out_dir / "latents.safetensors", torch.cat(codes), names=[f.stem for f in files], meta=meta)
     if mix:
@@ -158,7 +164,8 @@ def register(cli: click.Group) -> None:
     @click.argument("inputs", nargs=-1, required=True, type=click.Path())
     @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder.")
     @click.option("--batch", default=8, show_default=True, help="Images per forward pass.")
-    def invert(model_path: str, inputs: Tuple[str, ...], out: str, batch: int) -> None:
+    @device_option()
+    def invert(model_path: str, inputs: Tuple[str, ...], out: str, batch: int, device: str) -> None:
         """Invert images with an encoder: OUT/<name>.png reconstructions and OUT/latents.safetensors (w+ codes,
         loadable by the editing tools).
 
@@ -166,7 +173,7 @@ def register(cli: click.Group) -> None:
         Example:
           ganedit invert --model e4e_ffhq_encode.pt faces/ -o out/inverted
         """
-        path, n = invert_files(model_path, inputs, out, batch=batch, task="encode")
+        path, n = invert_files(model_path, inputs, out, batch=batch, task="encode", device=device)
         click.echo(f"inverted {n} images -> {path.parent} (codes in {path.name})")
 
     @cli.command("psp")
@@ -182,8 +189,9 @@ def register(cli: click.Group) -> None:
     @click.option("--iters", default=0, show_default=True, help="ReStyle encoders: refinement steps, each step's image written.")
     @click.option("--seed", default=0, show_default=True, help="Seed of the random styles of --mix.")
     @click.option("--batch", default=8, show_default=True, help="Images per forward pass.")
+    @device_option()
     def psp(model_path: str, inputs: Tuple[str, ...], out: str, task: Optional[str], mask: Optional[str], mix: int,
-            mix_alpha: Optional[float], latent_mask: Optional[str], iters: int, seed: int, batch: int) -> None:
+            mix_alpha: Optional[float], latent_mask: Optional[str], iters: int, seed: int, batch: int, device: str) -> None:
         """Run a pSp model on images: OUT/<name>.png, latents.safetensors, and with --mix N the outputs
         <name>_mix<k>.png, with --iters K the ReStyle steps <name>_iter<k>.png.
 
@@ -193,5 +201,5 @@ def register(cli: click.Group) -> None:
           ganedit psp --model restyle_psp.pt photos/ -o out/restyle --iters 5
         """
         path, n = invert_files(model_path, inputs, out, batch=batch, task=task, mask=mask, mix=mix, mix_alpha=mix_alpha,
-                               latent_mask=latent_mask, iters=iters, seed=seed)
+                               latent_mask=latent_mask, iters=iters, seed=seed, device=device)
         click.echo(f"ran {n} images -> {path.parent}")

@@ -13,10 +13,10 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import click
 
+from ganedit.cli._options import device_option, resolve_device
 from ganedit.errors import ConfigError, DataError
 
 SPACE_HELP = "w: one code per image (edits behave best); w+: one code per generator layer (reconstructs better)."
-DEVICE_HELP = "auto: CUDA when available, else the CPU; cuda fails with a clear error when there is no GPU."
 LPIPS_HELP = ("LPIPS weights: a combined file or a folder with vgg.pth + vgg16-*.pth (alex.pth + alexnet-*.pth for "
               "pti). Default: $GANEDIT_CACHE. Without them a weight-free loss is used (a warning says so).")
 
@@ -64,22 +64,6 @@ def read_images(files: Sequence[Path], size: int):
     from ganedit.data.io import read_image
 
     return torch.cat([read_image(f, size, allow_upscale=True) for f in files])
-
-
-def device_option() -> Callable[[Any], Any]:
-    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                        help=DEVICE_HELP)
-
-
-def resolve_device(name: str) -> Any:
-    """'auto' | 'cpu' | 'cuda' -> torch.device; a ConfigError when CUDA is asked for but absent."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: CUDA is not available; use --device cpu or --device auto")
-    return torch.device(name)
 
 
 def load_generator(path: str, device: str = "cpu"):

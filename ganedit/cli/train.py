@@ -13,7 +13,7 @@ Examples:
   ganedit train tinygan --data faces/ --batch 32 --set r1_gamma=5 --precision bf16
   ganedit train tinygan --data faces/ --out runs/tiny --resume auto      # continue after a stop or crash
   ganedit train pix2pix --data x2y/aligned --minutes 30                    # wall-clock budget; lr decay fitted to it
-  torchrun --nproc_per_node=2 -m ganedit train tinygan --data faces/ --batch 32   # 2 processes x 16
+  ganedit torchrun --nproc_per_node=2 train tinygan --data faces/ --batch 32   # 2 processes x 16
   ganedit train tinygan --data faces/ --dry-run                           # print the configuration
   ganedit train --list                                                    # the available methods
 

@@ -35,6 +35,9 @@ from ganedit.train.context import TrainContext, _mix
 from ganedit.train.data import ShardedBatchSampler, count_skipped, make_loader, start_workers, to_device
 from ganedit.train.ema import EMA
 from ganedit.train.logs import RunLogger
+
+# Environment variable naming a file that rank 0 writes when a signalled run has stopped cleanly.
+STOP_RECORD_ENV = "GANEDIT_STOP_RECORD"
 from ganedit.train.schedules import LRSchedule
 
 log = logging.getLogger(__name__)
@@ -411,6 +414,7 @@ class Trainer:
                     self.checkpoint()
                     self._export(f"{self.stopped_by}: stopped after step {self.step}; checkpoint written, continue with --resume auto")
                     log.event(self.step, "stopped", signal=self.stopped_by)
+                    self._write_stop_record()
                     break
                 if ckpt_every and self.step % ckpt_every == 0:
                     self.checkpoint()
@@ -427,6 +431,16 @@ class Trainer:
                 log.warn(f"{self.bad_images} unreadable image read(s) skipped (--skip-bad; a bad file counts once per epoch), each replaced by the next readable image")
             log.close()
         return self
+
+    def _write_stop_record(self) -> None:
+        """Rank 0 tells a launcher (``ganedit torchrun``, via ``STOP_RECORD_ENV``) that the stop finished: the
+        checkpoint and ``model/`` are on disk. torchrun's own agent only knows it was signalled, not that the
+        ranks stopped cleanly, so without this a signalled multi-process run always looks failed."""
+        target = os.environ.get(STOP_RECORD_ENV)
+        if not target or not self.main:
+            return
+        record = {"stopped_by": self.stopped_by, "step": self.step, "out": str(self.out)}
+        Path(target).write_text(json.dumps(record))
 
     def _export(self, message: str) -> None:
         """Rank 0 writes ``model/`` (any stop leaves something every command can load) and reports it."""
