@@ -248,3 +248,23 @@ def test_a_huge_resize_target_is_refused_before_allocating(tmp_path):
         read_image(tmp_path / "x.png", 2**20, allow_upscale=True)
     assert time.perf_counter() - t0 < 5
     assert read_image(tmp_path / "x.png", 16, allow_upscale=True).shape == (1, 3, 16, 16)
+
+
+def test_shipped_models_skip_the_meta_probe_and_copies_of_them_do_not(tmp_path, monkeypatch):
+    """The meta-device config check guards files from outside; the package's own assets skip it (its first use
+    in a process imports torch's compiler stack: seconds on every CLI call)."""
+    import shutil
+
+    import ganedit
+    from ganedit.formats import native
+    from ganedit.formats.named import ASSETS_DIR
+
+    probed = []
+    real = native.check_config_fits_weights
+    monkeypatch.setattr(native, "check_config_fits_weights", lambda *a: probed.append(a[2]) or real(*a))
+    ganedit.load("attributes-synth64")
+    assert probed == []
+    copy = tmp_path / "attributes_copy"
+    shutil.copytree(ASSETS_DIR / "attributes_synth64", copy)
+    ganedit.load(copy)
+    assert probed == [copy / "config.json"]

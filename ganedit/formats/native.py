@@ -158,14 +158,26 @@ def load_model(path: "str | os.PathLike[str]", map_location: str = "cpu") -> tor
     cls = model_class(record, folder)
     config, config_path, weights = record.get("config", {}), folder / CONFIG_FILE, folder / WEIGHTS_FILE
     # A config is checked against the weights' header before anything real is built: a config that asks for a
-    # bigger (or different) network than the file holds is refused without allocating it.
-    check_config_fits_weights(cls, config, config_path, weights)
+    # bigger (or different) network than the file holds is refused without allocating it. The models shipped
+    # inside the package are exempt: they are part of the code, and the check's meta-device build costs seconds
+    # (torch imports its compiler stack for meta kernels) on every first load in a process.
+    if not _is_shipped(folder):
+        check_config_fits_weights(cls, config, config_path, weights)
     model = build_from_config(cls, config, config_path)
     state = load_safetensors(weights, map_location)
     load_state_dict_checked(model, state, weights)
     model.eval()
     model.checkpoint_meta = record.get("meta", {})  # type: ignore[attr-defined]
     return model
+
+
+def _is_shipped(folder: Path) -> bool:
+    from ganedit.formats.named import ASSETS_DIR
+
+    try:
+        return folder.resolve().is_relative_to(ASSETS_DIR)
+    except OSError:
+        return False
 
 
 def build_from_config(cls: type, config: Dict[str, Any], config_path: Path, device: Optional[str] = None) -> torch.nn.Module:
