@@ -26,20 +26,31 @@ from benchmarks.common import machine_line, time_repeats, write_section  # noqa:
 KIND_ORDER = ("continuous", "circular", "binary", "categorical")
 
 
+def architecture_line(config: Dict) -> str:
+    """One sentence on the regressor's stages (the detail factors are marked † in the table)."""
+    detail = config.get("detail")
+    if not detail:
+        return "One stage: every factor from the global network."
+    ch = ",".join(str(c) for c in detail["channels"])
+    return (f"Two stages: the global network (channels {','.join(str(c) for c in config['channels'])}) reads every "
+            f"factor and places the face window; the face-detail branch (a {detail['crop']}×{detail['crop']} crop "
+            f"of it, channels {ch}) reads the factors marked †, from its features and the global ones.")
+
+
 def accuracy_section(scores: Dict[str, Dict[str, float]], scores_y: Dict[str, Dict[str, float]], model_path: str,
-                     meta: Dict, n: int, speed: Dict[str, float], command: str) -> str:
+                     meta: Dict, n: int, speed: Dict[str, float], command: str, config: Dict) -> str:
     from ganedit.models.attributes import FACTOR_BY_NAME
 
+    fine = set((config.get("detail") or {}).get("factors", []))
     train = meta.get("train", {})
     runs = train.get("earlier_runs", []) + [train]
-    trained = " + ".join(f"{r.get('seconds', 0) / 60:.0f} min ({r.get('steps_done', '?')} steps, {r.get('images_seen', '?')} images)" for r in runs)
-    cpu = [r["cpu_seconds"] for r in runs if "cpu_seconds" in r]
+    trained = " + ".join(f"{r.get('seconds', 0) / 60:.0f} min ({r.get('steps_done', '?')} steps, {r.get('images_seen', '?')} images"
+                         + (f", {r['cpu_seconds'] / 60:.0f} CPU-min" if "cpu_seconds" in r else "") + ")" for r in runs)
     lines = [
         "## Attribute regressor: accuracy per factor on held-out world images (64 px)",
         "",
         f"Command: `{command.strip()}`. Model: `{model_path}`, trained {trained} on one shared core"
-        + (f" (the last run got {cpu[-1] / 60:.0f} CPU-minutes of it)" if cpu else "")
-        + f"; commands in ganedit/assets/README.md. {n} held-out images (seed 2**31), domain X; the X+Y column: every "
+        + f"; commands in ganedit/assets/README.md. {architecture_line(config)} {n} held-out images (seed 2**31), domain X; the X+Y column: every "
         f"4th image in domain Y. Only images where the factor is visible count (n). {machine_line()}",
         "",
         f"`predict_factors` speed: {n / speed['median']:.0f} img/s median, {n / speed['min']:.0f} best "
@@ -54,12 +65,13 @@ def accuracy_section(scores: Dict[str, Dict[str, float]], scores_y: Dict[str, Di
             if spec.kind != kind:
                 continue
             y = scores_y[name]
+            label = f"{name} †" if name in fine else name
             if kind == "continuous":
-                lines.append(f"| {name} | {kind} | {s['n']} | R² **{s['r2']:.3f}**, MAE {s['mae']:.4f} | {y['r2']:.3f} | range {s['range']:.3g} |")
+                lines.append(f"| {label} | {kind} | {s['n']} | R² **{s['r2']:.3f}**, MAE {s['mae']:.4f} | {y['r2']:.3f} | range {s['range']:.3g} |")
             elif kind == "circular":
-                lines.append(f"| {name} | {kind} | {s['n']} | error **{s['mae_fraction']:.3f}** of a period (MAE {s['mae']:.3f} of {spec.period:g}) | {y['mae_fraction']:.3f} | random 0.25 |")
+                lines.append(f"| {label} | {kind} | {s['n']} | error **{s['mae_fraction']:.3f}** of a period (MAE {s['mae']:.3f} of {spec.period:g}) | {y['mae_fraction']:.3f} | random 0.25 |")
             else:
-                lines.append(f"| {name} | {kind} | {s['n']} | accuracy **{s['accuracy']:.3f}** | {y['accuracy']:.3f} | majority {s['chance']:.3f} |")
+                lines.append(f"| {label} | {kind} | {s['n']} | accuracy **{s['accuracy']:.3f}** | {y['accuracy']:.3f} | majority {s['chance']:.3f} |")
     r2 = [s["r2"] for name, s in scores.items() if FACTOR_BY_NAME[name].kind == "continuous"]
     acc = [s["accuracy"] for name, s in scores.items() if FACTOR_BY_NAME[name].kind in ("binary", "categorical")]
     lines += ["", f"Mean R² over the {len(r2)} continuous factors: **{sum(r2) / len(r2):.3f}**; mean accuracy over the "
@@ -118,8 +130,9 @@ def main() -> None:
         print(format_scores(scores))
         images = torch.cat([b[0] for b in heldout_batches(args.n, args.seed)])
         speed = time_repeats(lambda: predict_factors(images, model), repeats=3)
-        meta = read_config(args.model or SHIPPED_REGRESSOR).get("meta", {})
-        section = accuracy_section(scores, scores_y, model_path, meta, args.n, speed, command)
+        record = read_config(args.model or SHIPPED_REGRESSOR)
+        section = accuracy_section(scores, scores_y, model_path, record.get("meta", {}), args.n, speed, command,
+                                   record.get("config", {}))
         print(section)
         if not args.no_write:
             write_section("attributes", section)

@@ -187,14 +187,15 @@ def register(cli: click.Group) -> None:
         _written(D.save_direction(out, result), result)
 
     @directions_group.command("show")
-    @click.argument("path", type=click.Path(exists=True))
+    @click.argument("path")
     @click.option("--model", "model_path", default=None, help="Also check that the file fits this generator.")
     def show_cmd(path, model_path) -> None:
-        """Describe a direction file: method, names, layers, generator."""
-        from ganedit.edit.directions import load_direction
+        """Describe a direction file (a path, or a shipped one: MODEL/NAME such as
+        stylegan2-synth64/interfacegan_yaw): method, names, layers, generator."""
+        from ganedit.edit.directions import load_direction, resolve_direction
 
         model = _load(model_path) if model_path else None
-        d = load_direction(path, model)
+        d = load_direction(resolve_direction(path), model)
         rows = "all" if d.layers is None else f"{d.layers.start}-{d.layers.stop - 1}"
         click.echo(f"{path}: {d.method}, {len(d)} x {d.style_dim}-d, layers {rows}")
         g = d.generator or {}

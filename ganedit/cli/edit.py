@@ -64,6 +64,8 @@ def parse_rows(text: Optional[str], n_latent: int, default: Optional[str] = None
 def load_direction(path: str, G: Any, component: str) -> Tuple[Any, Optional[range], Optional[float], str]:
     """(direction [dim] or [n_latent, dim], the layers the file names or None, its sigma or None, its name).
 
+    ``path`` may also name a shipped direction (MODEL/NAME, ``ganedit.edit.directions.resolve_direction``).
+
     A ganedit direction file (``ganedit directions ...``) is read by ``ganedit.edit.directions.load_direction``,
     which refuses it for a generator it does not fit; ``component`` is a vector's index or name. Any other file
     is read as plain tensors: one tensor, or a dict with ``direction`` ([dim] or one row per layer)."""
@@ -72,7 +74,9 @@ def load_direction(path: str, G: Any, component: str) -> Tuple[Any, Optional[ran
     from ganedit.edit.directions import FORMAT_NAME, load_direction as load_direction_file
     from ganedit.formats.native import load_safetensors
 
-    p = Path(path)
+    from ganedit.edit.directions import resolve_direction
+
+    p = resolve_direction(path)
     if p.suffix == ".safetensors":
         from safetensors import safe_open
 
@@ -188,8 +192,9 @@ def register(cli: click.Group) -> None:
     @click.option("--model", "model_path", required=True, help="StyleGAN2 checkpoint or a shipped model's name.")
     @click.option("-o", "--out", "output", required=True, type=click.Path(),
                   help="A .png for one input, or a folder (one <name>.png strip per input).")
-    @click.option("--direction", default=None, type=click.Path(exists=True),
-                  help="Direction file (`ganedit directions ...`, or a plain tensor file).")
+    @click.option("--direction", default=None,
+                  help="Direction file (`ganedit directions ...`, or a plain tensor file), or a shipped one by name: "
+                       "MODEL/NAME, e.g. stylegan2-synth64/interfacegan_yaw.")
     @click.option("--component", default="0", show_default=True,
                   help="Which vector of a direction file: its index or its name (GANSpace/SeFa files hold many).")
     @click.option("--sigma/--raw", default=True, show_default=True,

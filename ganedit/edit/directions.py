@@ -173,6 +173,33 @@ def save_direction(path: "str | os.PathLike[str]", directions: Directions) -> Pa
     return save_tagged(path, tensors, FORMAT_NAME, FORMAT_VERSION, record)
 
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def shipped_directions(model: str) -> Path:
+    """The folder of a shipped generator's direction files: ``stylegan2-synth64`` ->
+    ganedit/assets/stylegan2_synth64_directions (it may not exist)."""
+    return ASSETS / f"{model.replace('-', '_')}_directions"
+
+
+def resolve_direction(spec: "str | os.PathLike[str]") -> Path:
+    """A direction file given by its path, or a shipped one by name: ``MODEL/NAME`` (e.g.
+    ``stylegan2-synth64/interfacegan_yaw``) is ``NAME.safetensors`` in :func:`shipped_directions` of MODEL."""
+    p = Path(spec)
+    if p.exists():
+        return p
+    model, _, name = str(spec).partition("/")
+    folder = shipped_directions(model) if name and "/" not in name else None
+    if folder is None or not folder.is_dir():
+        raise CheckpointError(p, "no such direction file (a shipped direction is named MODEL/NAME, e.g. "
+                                 "stylegan2-synth64/interfacegan_yaw)")
+    found = folder / (name if name.endswith(".safetensors") else f"{name}.safetensors")
+    if not found.is_file():
+        names = sorted(f.stem for f in folder.glob("*.safetensors"))
+        raise CheckpointError(p, f"no shipped direction {name!r} for {model} (shipped: {', '.join(names)})")
+    return found
+
+
 def load_direction(path: "str | os.PathLike[str]", generator: Any = None) -> Directions:
     """Read a direction file; with ``generator``, refuse it (CheckpointError) when it does not fit."""
     from safetensors import safe_open

@@ -151,9 +151,9 @@ def knn_precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> 
 def _predict_with_features(model: AttributeRegressor, images: torch.Tensor, batch_size: int = 250) -> "tuple[Dict[str, torch.Tensor], torch.Tensor]":
     preds, feats = [], []
     for i in range(0, len(images), batch_size):
-        f = model.features(images[i:i + batch_size])
+        raw, f = model.outputs_and_features(images[i:i + batch_size])
         feats.append(f)
-        preds.append(decode_outputs(model.specs, model.split(model.head(f))))
+        preds.append(decode_outputs(model.specs, raw))
     return {k: torch.cat([p[k] for p in preds]) for k in preds[0]}, torch.cat(feats)
 
 
