@@ -170,8 +170,9 @@ def build(ctx: AppContext) -> None:
     # the request comes first: Gradio passes it by position, and the slider values follow as *strengths
     def do_invert(request: gr.Request, previous, name, upload, upload2, method, sp, n_steps, n_tune, sd, key, lay, mixing, *strengths):
         session = getattr(request, "session_hash", None) or "default"
-        flag = _cancel.setdefault(session, threading.Event())
-        flag.clear()
+        # a new flag per run: an earlier run's generator, finalised late by Gradio, must not clear this run's flag
+        flag = threading.Event()
+        _cancel[session] = flag
         skip = [gr.skip()] * 6
         try:
             G = generator(name)
@@ -231,7 +232,8 @@ def build(ctx: AppContext) -> None:
             log.exception("invert failed")
             yield [*skip, f"error: unexpected failure ({type(exc).__name__}); the server log has details"]
         finally:
-            flag.clear()
+            if _cancel.get(session) is flag:
+                del _cancel[session]
 
     def do_cancel(request: gr.Request) -> None:
         # no output of its own: the running inversion says "cancelling" and then "cancelled" in its status line
