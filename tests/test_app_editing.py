@@ -96,12 +96,16 @@ def test_computed_directions_are_cached_per_generator(catalog, monkeypatch):
 def test_direction_files_are_offered_only_where_they_fit(catalog, tmp_path):
     tiny = work.load(catalog, TINY, "stylegan2", "cpu")
     shipped = work.load(catalog, SHIPPED, "stylegan2", "cpu")
-    assert list(catalog.directions) == ["directions/sg2_tiny_sefa.safetensors"]
+    shipped_files = sorted(k for k in catalog.directions if k.startswith("stylegan2_synth64_directions/"))
+    assert shipped_files and all(k.endswith(" (shipped)") for k in shipped_files)  # the shipped generator's files
+    assert sorted(catalog.directions) == sorted(["directions/sg2_tiny_sefa.safetensors", *shipped_files])
+    # each generator is offered only the files made for it (style_dim 32 against the shipped 128)
     assert list(editing.fitting_direction_files(catalog, tiny)) == ["directions/sg2_tiny_sefa.safetensors"]
-    assert editing.fitting_direction_files(catalog, shipped) == {}  # style_dim 128, the file's 32: refused
+    assert sorted(editing.fitting_direction_files(catalog, shipped)) == shipped_files
     keys = [key for _, key in editing.direction_choices(catalog, tiny)]
     assert keys == ["sefa", "ganspace", "file:directions/sg2_tiny_sefa.safetensors"]
-    assert [key for _, key in editing.direction_choices(catalog, shipped)] == ["sefa", "ganspace"]
+    shipped_keys = [key for _, key in editing.direction_choices(catalog, shipped)]
+    assert shipped_keys[:2] == ["sefa", "ganspace"] and sorted(shipped_keys[2:]) == [f"file:{k}" for k in shipped_files]
     loaded = editing.directions_for(catalog, tiny, keys[-1])
     assert len(loaded) == 4 and torch.allclose(loaded.vectors, sefa(tiny, n_components=4).vectors)
     with pytest.raises(ConfigError, match="unknown direction file"):
