@@ -78,33 +78,12 @@ def test_signal_to_the_process_group_with_workers_checkpoints_exports_and_exits_
         assert torch.equal(value, state["ema"]["G"][key])
 
 
-def test_sigterm_to_torchrun_with_workers_checkpoints_and_exports(tmp_path, images):
-    out = tmp_path / "run"
-    args = ["-m", "ganedit", "train", "tinygan", "--data", str(images), "--out", str(out), "--batch", "4", "--steps", "100000",
-            "--log-every", "1", "--snapshot-every", "0", "--checkpoint-every", "0", *TINY_ARGS, "--workers", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
-                            env=sub_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: _logged_steps(out) >= 3, proc, "training started", timeout=240)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert "stopped by SIGTERM" in err and "DataLoader worker" not in err, err
-    assert 'File "' + str(Path(ganedit.__file__).parent) not in err  # no traceback from ganedit (torchrun prints its own)
-    state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[0][1])
-    assert state["world_size"] == 2 and ganedit.load(out / "model").checkpoint_meta["step"] == state["step"]
-
-
-def test_sigterm_to_ganedit_torchrun_exits_zero_after_a_clean_stop(tmp_path, images):
-    """`ganedit torchrun` is torchrun's agent with an honest exit status: 0 and one line after the ranks stopped
-    cleanly (plain torchrun exits 1 with a traceback after the same stop)."""
-    out = tmp_path / "run"
-    args = ["torchrun", "--standalone", "--nproc_per_node=2", "train", "tinygan", "--data", str(images), "--out", str(out),
-            "--batch", "4", "--steps", "100000", "--log-every", "1", "--snapshot-every", "0", "--checkpoint-every", "0",
-            *TINY_ARGS, "--workers", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "ganedit", *args], env=sub_env(), stdout=subprocess.DEVNULL,
+def _sigterm_two_rank_run(launcher, out, images):
+    """Start a 2-rank tinygan run (DataLoader workers on) with ``launcher`` + the train command, SIGTERM the
+    launcher after 3 logged steps; (return code, stderr), after checking both ranks' checkpoint and model/."""
+    train = ["train", "tinygan", "--data", str(images), "--out", str(out), "--batch", "4", "--steps", "100000",
+             "--log-every", "1", "--snapshot-every", "0", "--checkpoint-every", "0", *TINY_ARGS, "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, *launcher(train)], env=sub_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _logged_steps(out) >= 3, proc, "training started", timeout=240)
@@ -113,10 +92,25 @@ def test_sigterm_to_ganedit_torchrun_exits_zero_after_a_clean_stop(tmp_path, ima
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err and "ganedit torchrun: stopped by SIGTERM at step" in err, err
     state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[0][1])
     assert state["world_size"] == 2 and ganedit.load(out / "model").checkpoint_meta["step"] == state["step"]
+    return proc.returncode, err
+
+
+def test_sigterm_to_torchrun_with_workers_checkpoints_and_exports(tmp_path, images):
+    torchrun = lambda train: ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganedit", *train]  # noqa: E731
+    _, err = _sigterm_two_rank_run(torchrun, tmp_path / "run", images)
+    assert "stopped by SIGTERM" in err and "DataLoader worker" not in err, err
+    assert 'File "' + str(Path(ganedit.__file__).parent) not in err  # no traceback from ganedit (torchrun prints its own)
+
+
+def test_sigterm_to_ganedit_torchrun_exits_zero_after_a_clean_stop(tmp_path, images):
+    """`ganedit torchrun` is torchrun's agent with an honest exit status: 0 and one line after the ranks stopped
+    cleanly (plain torchrun exits 1 with a traceback after the same stop)."""
+    launcher = lambda train: ["-m", "ganedit", "torchrun", "--standalone", "--nproc_per_node=2", *train]  # noqa: E731
+    rc, err = _sigterm_two_rank_run(launcher, tmp_path / "run", images)
+    assert rc == 0, err
+    assert "Traceback" not in err and "ganedit torchrun: stopped by SIGTERM at step" in err, err
 
 
 def test_ganedit_torchrun_reports_a_failed_rank_with_a_nonzero_status(tmp_path):
