@@ -10,7 +10,8 @@ import torch
 
 import ganedit
 from ganedit.errors import ConfigError
-from ganedit.methods.psp import task_condition
+from ganedit.data.degrade import edge_sketch
+from ganedit.methods.psp import PSPMethod, task_condition, warm_start
 from ganedit.models.psp import PSP
 from ganedit.models.stylegan2 import Generator
 from ganedit.nn.global_batch import GlobalBatchNorm2d
@@ -82,8 +83,12 @@ def test_image_derived_conditions():
     low = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(images[1:2], 4), size=16, mode="bilinear", align_corners=False)
     torch.testing.assert_close(sr[1:2], low)
     assert torch.equal(sr[0], images[0]) and torch.equal(sr[2], images[2])
+    sk = task_condition(images, "sketch", [1], seed=0)  # the in-domain set's edge rule, dark lines on white
+    torch.testing.assert_close(sk, edge_sketch(images))
+    flat = task_condition(torch.zeros(1, 3, 16, 16), "sketch", [1], seed=0)
+    assert sk.shape == (3, 1, 16, 16) and torch.all(flat == 1)
     with pytest.raises(ConfigError, match="synthetic"):
-        task_condition(images, "sketch", [1], seed=0)
+        task_condition(images, "segmentation", [1], seed=0)
 
 
 def test_restyle_training_runs_each_iteration(tmp_path, decoder):
@@ -118,3 +123,45 @@ def test_ranger_minimises_a_quadratic():
         else:
             assert (q - target).abs().max() < 0.01
         assert opt.state[p]["step"] == 300 and "slow_buffer" in opt.state[p]
+
+
+def test_warm_start_adapts_the_stem_and_starts_where_the_source_was(tmp_path, decoder):
+    """An encode model starts an inpaint, a sketch and a ReStyle model: tensors of the same shape are copied, the
+    stem conv is adapted, so the warm-started encoder computes what the source did on the same picture."""
+    src_run = tmp_path / "enc"
+    train("psp", {**FAST, "decoder": decoder, "out": str(src_run), "steps": 2})
+    source = ganedit.load(src_run / "model").eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        want = source.encoder(x)
+    stem = "input_layer.0.weight"
+    for task, extra in (("inpaint", {}), ("sketch", {}), ("encode", {"restyle": True})):
+        method = PSPMethod({**PSPMethod.defaults, **FAST, "decoder": decoder, "task": task, **extra})
+        model = method.make_model(source.decoder.config).eval()
+        copied, adapted, skipped = warm_start(model.encoder, source.encoder.state_dict())
+        assert adapted == [stem] and skipped == [] and copied == len(model.encoder.state_dict()) - 1
+        w = model.encoder.state_dict()[stem]
+        with torch.no_grad():
+            if task == "sketch":
+                torch.testing.assert_close(w, source.encoder.state_dict()[stem].sum(1, keepdim=True))
+                grey = x[:, :1].expand(-1, 3, -1, -1)
+                torch.testing.assert_close(model.encoder(x[:, :1]), source.encoder(grey), rtol=1e-4, atol=1e-5)
+            else:  # the extra channels (mask, current reconstruction) start at zero
+                assert torch.all(w[:, 3:] == 0)
+                got = model.encoder(torch.cat([x, torch.randn(2, w.shape[1] - 3, 32, 32)], 1))
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_init_encoder_option_warm_starts_training_and_refuses_a_non_encoder(tmp_path, decoder, caplog):
+    src_run = tmp_path / "enc"
+    train("psp", {**FAST, "decoder": decoder, "out": str(src_run), "steps": 1})
+    with caplog.at_level("INFO", logger="ganedit.methods.psp"):
+        train("psp", {**FAST, "decoder": decoder, "out": str(tmp_path / "inp"), "steps": 1, "task": "inpaint",
+                      "init_encoder": str(src_run / "model"), "lr": 1e-12})
+    assert any("warm-started" in r.getMessage() and "input_layer.0.weight" in r.getMessage() for r in caplog.records)
+    src = ganedit.load(src_run / "model").encoder.state_dict()
+    got = ganedit.load(tmp_path / "inp" / "model").encoder.state_dict()
+    name = "body.0.res_layer.1.weight" if "body.0.res_layer.1.weight" in src else next(k for k in src if k.startswith("body") and k.endswith("weight"))
+    torch.testing.assert_close(got[name], src[name])  # lr ~0: the copied weight survives the step
+    with pytest.raises(ConfigError, match="not a pSp / e4e encoder"):
+        train("psp", {**FAST, "decoder": decoder, "out": str(tmp_path / "bad"), "steps": 1, "init_encoder": decoder})

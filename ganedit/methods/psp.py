@@ -4,7 +4,13 @@ Tasks (``--set task=...``): encode (inversion), sketch (1-channel edge map), seg
 super_resolution (input downsampled by a factor from ``resize_factors`` and resized back), frontalize (a turned
 face -> the same face at yaw 0; the synthetic world renders both) and inpaint (masked image + mask channel; the
 official code never released it). ``--data synthetic:N`` renders the world's conditions and ground truths; a
-folder or zip of images serves encode, super_resolution and inpaint.
+folder or zip of images serves encode, super_resolution, inpaint and sketch (its edge map drawn by
+``ganedit.data.degrade.edge_sketch``, the rule of ``ganedit data indomain``, so a sketch model trained on a
+generator's samples reads the in-domain set's sketches).
+
+``init_encoder=PATH`` warm-starts the encoder from a trained pSp / e4e model (as the official recipe starts from
+a pretrained IR-SE50): every tensor of the same name and shape is copied; the stem conv is adapted when only
+its input channels differ (see :func:`warm_start`), so an encode model starts a sketch, inpaint or ReStyle one.
 
 Losses follow the official recipe: ``l2_lambda`` * MSE + ``lpips_lambda`` * LPIPS (only with local LPIPS weights;
 without them the log says so and the term is dropped) + ``w_norm_lambda`` * ||w+ - latent_avg||. The decoder
@@ -40,7 +46,7 @@ from ganedit.train.ranger import Ranger
 
 log = logging.getLogger(__name__)
 
-IMAGE_ONLY_TASKS = ("encode", "super_resolution", "inpaint")  # derivable from any image folder
+IMAGE_ONLY_TASKS = ("encode", "super_resolution", "inpaint", "sketch")  # derivable from any image folder
 
 
 class TaskPairs(torch.utils.data.Dataset):
@@ -85,12 +91,48 @@ def task_condition(images: torch.Tensor, task: str, factors: List[int], seed: in
             low = downsample(images[k:k + 1], f)
             out[k:k + 1] = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False) if f > 1 else low
         return out
+    if task == "sketch":
+        from ganedit.data.degrade import edge_sketch
+
+        return edge_sketch(images)
     if task == "inpaint":
         boxes = mask_boxes(seed, start, n, size)
         masked = apply_masks(images, boxes)
         hole = apply_masks(torch.ones(n, 1, size, size), boxes) == 0
         return torch.cat([masked, hole.float()], 1)
     raise ConfigError(f"task {task!r} needs the synthetic world's renders (use --data synthetic:N)")
+
+
+def warm_start(encoder: nn.Module, source: Dict[str, torch.Tensor]) -> Tuple[int, List[str], List[str]]:
+    """Copy ``source`` tensors into ``encoder`` where name and shape agree. A conv weight [O, I, k, k] whose input
+    channels differ is adapted: with more channels here, the source's come first and the extra ones start at
+    zero (inpaint's mask channel, ReStyle's reconstruction: the start computes what the source did); with one
+    channel here, the source's channels are summed (a grey image replicated to RGB gives the same response).
+    Returns (copied, adapted names, names left at their init)."""
+    own = encoder.state_dict()
+    copied, adapted, skipped = 0, [], []
+    with torch.no_grad():
+        for name, t in own.items():
+            s = source.get(name)
+            if s is None:
+                skipped.append(name)
+            elif s.shape == t.shape:
+                t.copy_(s)
+                copied += 1
+            elif t.dim() == 4 and s.dim() == 4 and s.shape[0] == t.shape[0] and s.shape[2:] == t.shape[2:]:
+                if t.shape[1] > s.shape[1]:
+                    t.zero_()
+                    t[:, :s.shape[1]] = s
+                elif t.shape[1] == 1:
+                    t.copy_(s.sum(1, keepdim=True))
+                else:
+                    skipped.append(name)
+                    continue
+                adapted.append(name)
+            else:
+                skipped.append(name)
+    encoder.load_state_dict(own)
+    return copied, adapted, skipped
 
 
 def input_channels(task: str) -> int:
@@ -138,6 +180,7 @@ class PSPMethod(Method):
         "w_norm_lambda": 0.0,
         "restyle": False,
         "restyle_iters": 3,
+        "init_encoder": "",  # a trained pSp / e4e model whose encoder weights start this one ("" = random init)
     }
     snapshot_columns = 3  # input | output | target
 
@@ -231,6 +274,8 @@ class PSPMethod(Method):
         model.decoder.load_state_dict(g_state)
         with torch.no_grad():
             model.latent_avg.copy_(w_avg.reshape(1, -1).expand_as(model.latent_avg))
+        if c["init_encoder"]:
+            self._warm_start(model)
         model = model.to(device)
         make_world_size_invariant(model.encoder)  # BatchNorm over the global batch (plain BatchNorm on 1 process)
         set_requires_grad(model.decoder, False)
@@ -239,6 +284,20 @@ class PSPMethod(Method):
         opts.update(self.extra_optimizers(model))
         self._load_lpips(device)
         return {"psp": model}, opts
+
+    def _warm_start(self, model: PSP) -> None:
+        import ganedit
+
+        path = str(self.cfg["init_encoder"])
+        source = ganedit.load(path)
+        if not isinstance(getattr(source, "encoder", None), nn.Module):
+            raise ConfigError(f"psp: init_encoder {path} holds a {type(source).__name__}, not a pSp / e4e encoder")
+        copied, adapted, skipped = warm_start(model.encoder, source.encoder.state_dict())
+        log.info(f"psp: encoder warm-started from {path}: {copied} tensors copied, {len(adapted)} adapted "
+                 f"({', '.join(adapted) or 'none'}), {len(skipped)} left at their init ({', '.join(skipped[:6]) or 'none'}"
+                 f"{' ...' if len(skipped) > 6 else ''})")
+        if copied == 0:
+            raise ConfigError(f"psp: init_encoder {path}: no tensor fits this encoder (different architecture or widths)")
 
     def _load_lpips(self, device: torch.device) -> None:
         if self.cfg["lpips_lambda"] <= 0:
