@@ -409,7 +409,7 @@ class PSPMethod(Method):
             loss = loss + weight * sim
             logs[f"loss/{kind}"] = sim.detach()
         if c["l2_lambda_crop"] > 0 or (self.lpips is not None and c["lpips_lambda_crop"] > 0):
-            loss = loss + self._crop_losses(out, target, logs)
+            loss = loss + self.crop_losses(out, target, logs)
         if c["w_norm_lambda"] > 0:
             offset = wplus - model.latent_avg if c["start_from_latent_avg"] else wplus
             w_norm = offset.norm(2, dim=(1, 2)).mean()
@@ -418,7 +418,7 @@ class PSPMethod(Method):
         logs["loss/total"] = loss.detach()
         return loss, logs, out
 
-    def _crop_losses(self, out: torch.Tensor, target: torch.Tensor, logs: Dict[str, Any]) -> torch.Tensor:
+    def crop_losses(self, out: torch.Tensor, target: torch.Tensor, logs: Dict[str, Any]) -> torch.Tensor:
         """L2 and LPIPS on the face crop only (the official frontalization terms), weighted; logs each."""
         from ganedit.metrics.identity_net import face_crop
 
