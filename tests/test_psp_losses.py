@@ -314,3 +314,20 @@ def test_moco_loads_the_query_encoder_of_a_moco_v2_checkpoint(tmp_path):
     torch.save({"state_dict": {"module.encoder_q.conv1.weight": torch.zeros(64, 3, 7, 7)}}, tmp_path / "moco_part.pth")
     with pytest.raises(CheckpointError, match="missing"):
         load_moco(tmp_path / "moco_part.pth")
+
+
+def test_lpips_crop_term_skipped_when_the_crop_is_too_small(tmp_path, decoder, empty_cache, caplog):
+    """Frontalize at 32 px with LPIPS weights present: the 24-px face crop is below AlexNet's 31 px, so that one
+    term is skipped with a log line; LPIPS on the whole image and the L2 crop term stay."""
+    torch.save(LPIPS("alex").state_dict(), empty_cache / "lpips_alex.pth")
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="ganedit"):
+        train("psp", {**{k: v for k, v in FAST.items() if k != "lpips_lambda"}, "decoder": decoder, "out": str(run),
+                      "steps": 1, "task": "frontalize", "data": "synthetic:2"})
+    messages = " | ".join(r.getMessage() for r in caplog.records)
+    assert "LPIPS crop loss skipped: the face crop is 24 px at size 32" in messages
+    assert "identity loss skipped" in messages  # the cache holds no ArcFace file
+    row = _rows(run)[0]
+    assert "loss/lpips_crop" not in row and row["loss/lpips"] > 0
+    want = 0.001 * row["loss/l2"] + 0.08 * row["loss/lpips"] + 0.01 * row["loss/l2_crop"] + 0.005 * row["loss/w_norm"]
+    assert row["loss/total"] == pytest.approx(want, rel=1e-5)

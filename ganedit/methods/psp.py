@@ -71,6 +71,7 @@ TASK_LOSSES: Dict[str, Dict[str, float]] = {
     "super_resolution": {**_CONDITIONAL, "id_lambda": 0.1},
     "inpaint": {**_CONDITIONAL, "id_lambda": 0.1},  # not in the README: a degraded view of the same face, as super_resolution
 }
+LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16}  # smallest image each LPIPS backbone's pooling stages accept
 LOSS_KEYS = ("l2_lambda", "lpips_lambda", "id_lambda", "moco_lambda", "w_norm_lambda", "l2_lambda_crop", "lpips_lambda_crop")
 
 
@@ -226,6 +227,7 @@ class PSPMethod(Method):
             raise ConfigError(f"psp: optim must be ranger or adam, got {cfg['optim']!r}")
         self.lpips: Optional[nn.Module] = None
         self.similarity: Optional[nn.Module] = None  # IdentityLoss or MocoLoss, when its weights were found
+        self.lpips_crop = True  # False when the face crop is too small for the LPIPS backbone
 
     @classmethod
     def option_defaults(cls, cfg: Mapping[str, Any]) -> Dict[str, Any]:
@@ -363,6 +365,15 @@ class PSPMethod(Method):
         except MissingWeightsError as exc:
             first = str(exc).splitlines()[0]
             log.warning(f"{self.name}: LPIPS loss skipped: weights not found ({first}); training without the LPIPS terms")
+            return
+        from ganedit.metrics.identity_net import face_box
+
+        top, bottom, _, _ = face_box(int(self.cfg["size"]))
+        smallest = LPIPS_MIN_SIDE.get(self.cfg["lpips_net"], 0)
+        if self.cfg["lpips_lambda_crop"] > 0 and bottom - top < smallest:
+            self.lpips_crop = False  # as with missing weights: the config keeps the value asked for, the log says why
+            log.warning(f"{self.name}: LPIPS crop loss skipped: the face crop is {bottom - top} px at size {self.cfg['size']}, "
+                        f"below the {smallest} px the {self.cfg['lpips_net']} backbone needs; training without it")
 
     def _load_similarity(self, device: torch.device) -> None:
         kind, weight = self.similarity_term()
@@ -408,7 +419,7 @@ class PSPMethod(Method):
             sim = self.similarity(out, target)
             loss = loss + weight * sim
             logs[f"loss/{kind}"] = sim.detach()
-        if c["l2_lambda_crop"] > 0 or (self.lpips is not None and c["lpips_lambda_crop"] > 0):
+        if c["l2_lambda_crop"] > 0 or (self.lpips is not None and self.lpips_crop and c["lpips_lambda_crop"] > 0):
             loss = loss + self.crop_losses(out, target, logs)
         if c["w_norm_lambda"] > 0:
             offset = wplus - model.latent_avg if c["start_from_latent_avg"] else wplus
@@ -429,7 +440,7 @@ class PSPMethod(Method):
             l2 = F.mse_loss(out_crop, target_crop)
             total = total + c["l2_lambda_crop"] * l2
             logs["loss/l2_crop"] = l2.detach()
-        if self.lpips is not None and c["lpips_lambda_crop"] > 0:
+        if self.lpips is not None and self.lpips_crop and c["lpips_lambda_crop"] > 0:
             lp = self.lpips(out_crop, target_crop).mean()
             total = total + c["lpips_lambda_crop"] * lp
             logs["loss/lpips_crop"] = lp.detach()
