@@ -30,7 +30,6 @@ Example::
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, List, Tuple
 
 import torch
@@ -43,8 +42,6 @@ from ganedit.methods.cyclegan import ImagePool
 from ganedit.methods.psp import PSPMethod
 from ganedit.models.e4e import INFERENCE_STAGE, E4E
 from ganedit.nn.global_batch import plain_copy
-
-log = logging.getLogger(__name__)
 
 
 class E4EMethod(PSPMethod):

@@ -179,7 +179,8 @@ def visible(inputs: torch.Tensor, task: str) -> torch.Tensor:
 
 class PSPMethod(Method):
     name = "psp"
-    description = "pSp encoder into W+ of a frozen StyleGAN2 (encode, sketch, segmentation, super_resolution, frontalize, inpaint; ReStyle)"
+    description = ("pSp encoder into W+ of a frozen StyleGAN2 (encode, sketch, segmentation, super_resolution, frontalize, "
+                   "inpaint; ReStyle); loss weights default per task, as the official README (--dry-run shows them)")
     defaults: Dict[str, Any] = {
         "task": "encode",
         "decoder": "",  # StyleGAN2 checkpoint (native folder or rosinality .pt); its size is the decoder's
