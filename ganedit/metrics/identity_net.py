@@ -72,7 +72,8 @@ class ArcFaceIRSE50(nn.Module):
 
 def arcface_arch(state: Dict[str, torch.Tensor], path: "str | os.PathLike[str]") -> Dict[str, Any]:
     """The constructor arguments of :class:`ArcFaceIRSE50` that fit a state dict in the official layout (the
-    official file gives the defaults: width 64, depths 64/128/256/512, units 3/4/14/3, SE reduction 16)."""
+    official file gives the defaults: width 64, depths 64/128/256/512, units 3/4/14/3, SE reduction 16). A block
+    starts where the depth changes or a unit has a conv shortcut, so a stand-in needs a distinct depth per block."""
     try:
         width = state["input_layer.0.weight"].shape[0]
         depths: List[int] = []
