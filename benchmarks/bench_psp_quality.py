@@ -12,7 +12,9 @@ where the true answer is known.
 * Baselines on the same images: the mean-latent image; the best of ``--nn`` sampled latents (nearest neighbour
   in pixel space, the issue's 10,000); the task's copy-input baseline (super_resolution: bicubic upsampling of
   the low-res image; inpaint: the masked image; sketch: the sketch itself; frontalize: the turned face;
-  segmentation: each class painted its mean colour over 500 training-world images); and, for encode,
+  segmentation: each class painted its mean colour over 500 training-world images); inpainting is scored as
+  `ganedit psp` writes it (the input's pixels outside the hole, ``keep_known_pixels``), the decoder image alone
+  beside it; and, for encode,
   optimisation inversion (``ganedit.edit.projection`` in W+ with its weight-free loss, ``--project-steps``) on
   the first ``--project-n`` images, with its time per image against the encoder's (a ratio, one run).
 * ReStyle encoders: PSNR after each refinement step, in-domain and on the world.
@@ -151,6 +153,11 @@ def task_table(label: str, task: str, model, inputs: torch.Tensor, truth: torch.
     if task == "super_resolution":
         groups = [(f" {f}x", torch.arange(k, len(truth), len(factors))) for k, f in enumerate(factors)]
     rows, bars = [], []
+    if task == "inpaint":  # what `ganedit psp --task inpaint` writes: the input's pixels outside the hole
+        from ganedit.models.psp import keep_known_pixels
+
+        rows.append(row(f"{label}, decoder image alone", scores(out, truth), extra))
+        out, label, extra = keep_known_pixels(inputs, out).clamp(-1, 1), f"{label}, known pixels kept", ""
     for suffix, idx in groups:
         s_model = scores(out[idx], truth[idx])
         rows.append(row(f"{label}{suffix}", s_model, extra))

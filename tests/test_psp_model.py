@@ -248,3 +248,37 @@ def test_task_inputs_for_sketch_segmentation_and_inpaint(tmp_path):
     assert torch.all(inp[:, :3, 10:20, 10:20] == 0) and inp[:, :3, :5].abs().sum() > 0
     with pytest.raises(ConfigError, match="--mask"):
         task_input(tiny_psp(encoder=tiny_encoder(input_nc=4)), tmp_path / "img.png", "inpaint")
+
+
+def test_psp_inpaint_keeps_the_known_pixels_and_fills_the_hole(tmp_path):
+    """`ganedit psp --task inpaint` writes the input's pixels outside the mask and the decoder's inside it (the raw
+    decoder image beside it); --decoder-only writes the decoder image alone."""
+    import numpy as np
+    from PIL import Image
+
+    from ganedit.cli.main import main
+    from ganedit.data.io import read_image
+    from ganedit.models.psp import keep_known_pixels
+
+    model = tiny_psp(encoder=tiny_encoder(input_nc=4), task="inpaint")
+    ganedit.save(model, tmp_path / "inp")
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    ganedit.data.io.write_image(image[0], tmp_path / "img.png")
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[4:10, 6:12] = 255
+    Image.fromarray(mask, "L").save(tmp_path / "mask.png")
+    main(["psp", "--model", str(tmp_path / "inp"), str(tmp_path / "img.png"), "--mask", str(tmp_path / "mask.png"),
+          "-o", str(tmp_path / "out")])
+    out = read_image(tmp_path / "out" / "img.png", 16)
+    decoded = read_image(tmp_path / "out" / "img_decoded.png", 16)
+    given = read_image(tmp_path / "img.png", 16)
+    hole = torch.from_numpy(mask > 0)[None, None].expand(1, 3, -1, -1)
+    step = 2 / 255 + 1e-6  # one 8-bit level
+    assert (out - given)[~hole].abs().max() <= step and (out - decoded)[hole].abs().max() <= step
+    assert (decoded - given)[~hole].abs().max() > 10 * step  # the decoder alone does not reproduce the known pixels
+    main(["psp", "--model", str(tmp_path / "inp"), str(tmp_path / "img.png"), "--mask", str(tmp_path / "mask.png"),
+          "-o", str(tmp_path / "raw"), "--decoder-only"])
+    assert not (tmp_path / "raw" / "img_decoded.png").exists()
+    torch.testing.assert_close(read_image(tmp_path / "raw" / "img.png", 16), decoded)
+    with pytest.raises(ConfigError, match="inpaint input"):
+        keep_known_pixels(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))

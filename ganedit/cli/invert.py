@@ -100,16 +100,30 @@ def _read_mask(path: Optional[str], size: int):
     return (read_image(path, size, allow_upscale=True).mean(1, keepdim=True) > 0).float()
 
 
+def _known_at(files: Sequence[Path], mask: Optional[str], size: int):
+    """The inpaint input (masked RGB + mask) of each file at the decoder's output size, so that the known pixels
+    written back are the file's own, not a resized copy."""
+    import torch
+
+    from ganedit.data.io import read_image
+
+    hole = _read_mask(mask, size)
+    return torch.cat([torch.cat([read_image(f, size, allow_upscale=True) * (1 - hole), hole], 1) for f in files])
+
+
 def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 8, task: Optional[str] = None,
                  mask: Optional[str] = None, mix: int = 0, mix_alpha: Optional[float] = None,
-                 latent_mask: Optional[str] = None, iters: int = 0, seed: int = 0, device: str = "cpu") -> Tuple[Path, int]:
+                 latent_mask: Optional[str] = None, iters: int = 0, seed: int = 0, device: str = "cpu",
+                 keep_known: bool = True) -> Tuple[Path, int]:
     """Encode every image, write OUT/<name>.png (decoder output) and OUT/latents.safetensors; with ``mix`` also
-    OUT/<name>_mix<k>.png (and latents_mix.safetensors), with ``iters`` (ReStyle) OUT/<name>_iter<k>.png."""
+    OUT/<name>_mix<k>.png (and latents_mix.safetensors), with ``iters`` (ReStyle) OUT/<name>_iter<k>.png.
+    Inpainting with ``keep_known`` writes the input's own pixels outside the hole (the decoder fills the hole);
+    the raw decoder image is then OUT/<name>_decoded.png."""
     import torch
 
     from ganedit.data.io import write_image
     from ganedit.edit.latents import generator_fingerprint, save_latents
-    from ganedit.models.psp import RESTYLE_ITERS
+    from ganedit.models.psp import RESTYLE_ITERS, keep_known_pixels
     from ganedit.errors import ConfigError
 
     from ganedit.cli._options import resolve_device
@@ -140,7 +154,12 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
                             write_image(img, out_dir / f"{f.stem}_iter{k}.png")
             else:
                 wplus = model.encode(x)
-            for f, img in zip(chunk, model.decode(wplus)):
+            decoded = model.decode(wplus)
+            if task == "inpaint" and keep_known:
+                for f, img in zip(chunk, decoded):
+                    write_image(img, out_dir / f"{f.stem}_decoded.png")
+                decoded = keep_known_pixels(_known_at(chunk, mask, decoded.shape[-1]).to(dev), decoded)
+            for f, img in zip(chunk, decoded):
                 write_image(img, out_dir / f"{f.stem}.png")
             codes.append(wplus.cpu())
             if mix:
@@ -188,10 +207,13 @@ def register(cli: click.Group) -> None:
     @click.option("--latent-mask", default=None, help="w+ rows taken from the random w, e.g. 8-17 (default: rows 7 to the last).")
     @click.option("--iters", default=0, show_default=True, help="ReStyle encoders: refinement steps, each step's image written.")
     @click.option("--seed", default=0, show_default=True, help="Seed of the random styles of --mix.")
+    @click.option("--keep-known/--decoder-only", default=True, show_default=True,
+                  help="Inpainting: keep the input's pixels outside the mask (the raw decoder image goes to <name>_decoded.png).")
     @click.option("--batch", default=8, show_default=True, help="Images per forward pass.")
     @device_option()
     def psp(model_path: str, inputs: Tuple[str, ...], out: str, task: Optional[str], mask: Optional[str], mix: int,
-            mix_alpha: Optional[float], latent_mask: Optional[str], iters: int, seed: int, batch: int, device: str) -> None:
+            mix_alpha: Optional[float], latent_mask: Optional[str], iters: int, seed: int, keep_known: bool, batch: int,
+            device: str) -> None:
         """Run a pSp model on images: OUT/<name>.png, latents.safetensors, and with --mix N the outputs
         <name>_mix<k>.png, with --iters K the ReStyle steps <name>_iter<k>.png.
 
@@ -201,5 +223,5 @@ def register(cli: click.Group) -> None:
           ganedit psp --model restyle_psp.pt photos/ -o out/restyle --iters 5
         """
         path, n = invert_files(model_path, inputs, out, batch=batch, task=task, mask=mask, mix=mix, mix_alpha=mix_alpha,
-                               latent_mask=latent_mask, iters=iters, seed=seed, device=device)
+                               latent_mask=latent_mask, iters=iters, seed=seed, device=device, keep_known=keep_known)
         click.echo(f"ran {n} images -> {path.parent}")

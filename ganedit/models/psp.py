@@ -161,6 +161,18 @@ ENCODER_TYPES: Dict[str, type] = {
 # ReStyle's inference default (n_iters_per_batch): what encode() runs for a ReStyle encoder.
 RESTYLE_ITERS = 5
 
+
+def keep_known_pixels(inputs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Inpainting's final image: the decoder's pixels inside the hole, the input's own pixels outside it.
+    ``inputs`` is the inpaint encoder input [B, 4, s, s] (masked RGB, then the mask channel, 1 = missing);
+    ``images`` the decoder output [B, 3, S, S]. The input is resized to S where the sizes differ."""
+    if inputs.shape[1] != 4:
+        raise ConfigError(f"keep_known_pixels needs the inpaint input [B, 4, H, W] (RGB + mask), got {list(inputs.shape)}")
+    if inputs.shape[-2:] != images.shape[-2:]:
+        inputs = F.interpolate(inputs, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    hole = inputs[:, 3:4].clamp(0, 1)
+    return hole * images + (1 - hole) * inputs[:, :3]
+
 TASKS = ("encode", "sketch", "segmentation", "super_resolution", "frontalize", "inpaint")
 
 
