@@ -282,3 +282,30 @@ def test_psp_inpaint_keeps_the_known_pixels_and_fills_the_hole(tmp_path):
     torch.testing.assert_close(read_image(tmp_path / "raw" / "img.png", 16), decoded)
     with pytest.raises(ConfigError, match="inpaint input"):
         keep_known_pixels(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_back_projection_makes_super_resolution_agree_with_its_input(tmp_path):
+    """`ganedit psp --task super_resolution --back-projection`: the output's box downsampling matches the low-res file
+    (the raw decoder image, written beside, does not); a file whose side does not divide the output is refused."""
+    import torch.nn.functional as F
+
+    from ganedit.cli.main import main
+    from ganedit.data.io import read_image, write_image
+    from ganedit.models.psp import back_project
+
+    ganedit.save(tiny_psp(task="super_resolution"), tmp_path / "sr")
+    low = torch.rand(1, 3, 8, 8) * 2 - 1
+    write_image(low[0], tmp_path / "low.png")
+    low = read_image(tmp_path / "low.png", 8)
+    main(["psp", "--model", str(tmp_path / "sr"), str(tmp_path / "low.png"), "-o", str(tmp_path / "out"), "--back-projection"])
+    out = read_image(tmp_path / "out" / "low.png", 16)
+    raw = read_image(tmp_path / "out" / "low_decoded.png", 16)
+    err_out = (F.avg_pool2d(out, 2) - low).abs().mean()
+    err_raw = (F.avg_pool2d(raw, 2) - low).abs().mean()
+    assert err_out < 0.2 * err_raw and err_out < 0.03, (float(err_out), float(err_raw))
+    torch.testing.assert_close(back_project(raw, low, iters=0), raw)
+    write_image(torch.zeros(3, 6, 6), tmp_path / "odd.png")
+    with pytest.raises(SystemExit):
+        main(["psp", "--model", str(tmp_path / "sr"), str(tmp_path / "odd.png"), "-o", str(tmp_path / "o2"), "--back-projection"])
+    with pytest.raises(ConfigError, match="does not divide"):
+        back_project(raw, torch.zeros(1, 3, 6, 6))

@@ -111,19 +111,32 @@ def _known_at(files: Sequence[Path], mask: Optional[str], size: int):
     return torch.cat([torch.cat([read_image(f, size, allow_upscale=True) * (1 - hole), hole], 1) for f in files])
 
 
+def _low_res(path: Path, out_side: int):
+    """A super-resolution input file at its own size [1, 3, h, w]; refused when it does not divide the output."""
+    from ganedit.data.io import image_size, read_image
+    from ganedit.errors import ImageError
+
+    w, h, _ = image_size(path)
+    if w != h or out_side % w:
+        raise ImageError(path, f"--back-projection needs a square low-res image whose side divides the output's {out_side} px, got {w}x{h}")
+    return read_image(path, w)
+
+
 def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 8, task: Optional[str] = None,
                  mask: Optional[str] = None, mix: int = 0, mix_alpha: Optional[float] = None,
                  latent_mask: Optional[str] = None, iters: int = 0, seed: int = 0, device: str = "cpu",
-                 keep_known: bool = True) -> Tuple[Path, int]:
+                 keep_known: bool = True, back_projection: bool = False) -> Tuple[Path, int]:
     """Encode every image, write OUT/<name>.png (decoder output) and OUT/latents.safetensors; with ``mix`` also
     OUT/<name>_mix<k>.png (and latents_mix.safetensors), with ``iters`` (ReStyle) OUT/<name>_iter<k>.png.
     Inpainting with ``keep_known`` writes the input's own pixels outside the hole (the decoder fills the hole);
-    the raw decoder image is then OUT/<name>_decoded.png."""
+    the raw decoder image is then OUT/<name>_decoded.png. Super-resolution with ``back_projection`` corrects the
+    output so that its downsampling matches the low-resolution file (read at its own size; the factor is the
+    output side over the file's side), and writes the raw decoder image to OUT/<name>_decoded.png."""
     import torch
 
     from ganedit.data.io import write_image
     from ganedit.edit.latents import generator_fingerprint, save_latents
-    from ganedit.models.psp import RESTYLE_ITERS, keep_known_pixels
+    from ganedit.models.psp import RESTYLE_ITERS, back_project, keep_known_pixels
     from ganedit.errors import ConfigError
 
     from ganedit.cli._options import resolve_device
@@ -159,6 +172,10 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
                 for f, img in zip(chunk, decoded):
                     write_image(img, out_dir / f"{f.stem}_decoded.png")
                 decoded = keep_known_pixels(_known_at(chunk, mask, decoded.shape[-1]).to(dev), decoded)
+            elif task == "super_resolution" and back_projection:
+                for f, img in zip(chunk, decoded):
+                    write_image(img, out_dir / f"{f.stem}_decoded.png")
+                decoded = torch.cat([back_project(img[None], _low_res(f, img.shape[-1]).to(dev)) for f, img in zip(chunk, decoded)])
             for f, img in zip(chunk, decoded):
                 write_image(img, out_dir / f"{f.stem}.png")
             codes.append(wplus.cpu())
@@ -209,11 +226,13 @@ def register(cli: click.Group) -> None:
     @click.option("--seed", default=0, show_default=True, help="Seed of the random styles of --mix.")
     @click.option("--keep-known/--decoder-only", default=True, show_default=True,
                   help="Inpainting: keep the input's pixels outside the mask (the raw decoder image goes to <name>_decoded.png).")
+    @click.option("--back-projection", is_flag=True, default=False,
+                  help="Super-resolution: correct the output so that its downsampling matches the low-res file (raw image: <name>_decoded.png).")
     @click.option("--batch", default=8, show_default=True, help="Images per forward pass.")
     @device_option()
     def psp(model_path: str, inputs: Tuple[str, ...], out: str, task: Optional[str], mask: Optional[str], mix: int,
-            mix_alpha: Optional[float], latent_mask: Optional[str], iters: int, seed: int, keep_known: bool, batch: int,
-            device: str) -> None:
+            mix_alpha: Optional[float], latent_mask: Optional[str], iters: int, seed: int, keep_known: bool,
+            back_projection: bool, batch: int, device: str) -> None:
         """Run a pSp model on images: OUT/<name>.png, latents.safetensors, and with --mix N the outputs
         <name>_mix<k>.png, with --iters K the ReStyle steps <name>_iter<k>.png.
 
@@ -223,5 +242,6 @@ def register(cli: click.Group) -> None:
           ganedit psp --model restyle_psp.pt photos/ -o out/restyle --iters 5
         """
         path, n = invert_files(model_path, inputs, out, batch=batch, task=task, mask=mask, mix=mix, mix_alpha=mix_alpha,
-                               latent_mask=latent_mask, iters=iters, seed=seed, device=device, keep_known=keep_known)
+                               latent_mask=latent_mask, iters=iters, seed=seed, device=device, keep_known=keep_known,
+                               back_projection=back_projection)
         click.echo(f"ran {n} images -> {path.parent}")

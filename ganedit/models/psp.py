@@ -162,6 +162,20 @@ ENCODER_TYPES: Dict[str, type] = {
 RESTYLE_ITERS = 5
 
 
+def back_project(images: torch.Tensor, low: torch.Tensor, iters: int = 3) -> torch.Tensor:
+    """Super-resolution's consistency step (iterative back-projection): correct the decoder image [B, 3, S, S] so that
+    its box downsampling (the degradation of ``resize_factors``) matches the low-resolution input [B, 3, S/f, S/f];
+    the decoder keeps what lies above the input's band. Each iteration adds the bicubic upsampling of the residual."""
+    side, low_side = images.shape[-1], low.shape[-1]
+    f = side // max(1, low_side)
+    if f < 1 or f * low_side != side or f * low.shape[-2] != images.shape[-2]:
+        raise ConfigError(f"back_project: the low-res input {list(low.shape[-2:])} does not divide the output {list(images.shape[-2:])}")
+    out = images
+    for _ in range(iters if f > 1 else 0):
+        out = out + F.interpolate(low - F.avg_pool2d(out, f), scale_factor=f, mode="bicubic", align_corners=False)
+    return out
+
+
 def keep_known_pixels(inputs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """Inpainting's final image: the decoder's pixels inside the hole, the input's own pixels outside it.
     ``inputs`` is the inpaint encoder input [B, 4, s, s] (masked RGB, then the mask channel, 1 = missing);
