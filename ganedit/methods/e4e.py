@@ -7,8 +7,11 @@ On top of pSp's reconstruction losses (L2 1.0, LPIPS 0.8 when its weights are pr
   small-world defaults here are 500 / 100 (all offsets of an 18-row model active after 2100 steps of 3000).
 - the delta regulariser ``delta_norm_lambda`` (2e-4) * sum_i ||w_i - w_0|| while offsets are being unlocked;
 - the latent discriminator (λ ``w_discriminator_lambda`` 0.1): a non-saturating loss on the active rows of the
-  encoded w+, the discriminator trained on w0 against real w = mapping(z) through pools of ``w_pool_size`` (50)
-  codes, R1 (γ ``r1`` 10) every ``d_reg_every`` (16) steps, its own Adam at ``w_discriminator_lr`` (2e-5).
+  encoded w+, the discriminator trained on one random active row per sample (as the official pool picks its
+  candidate; w0 alone would leave the offset rows unjudged) against real w = mapping(z) through pools of
+  ``w_pool_size`` (50) codes, R1 (γ ``r1`` 10) every ``d_reg_every`` (16) steps, its own Adam at
+  ``w_discriminator_lr`` (2e-5). Its fake w include latent_avg, as the codes the decoder gets (the official
+  Coach feeds it the encoder output before latent_avg is added, while the encoder's loss scores w with it).
 The identity / MoCo similarity term needs pretrained networks that are not available here: it is left out
 and the log says so when ``similarity_lambda`` > 0.
 
@@ -39,6 +42,16 @@ from ganedit.models.e4e import INFERENCE_STAGE, E4E
 from ganedit.nn.global_batch import plain_copy
 
 log = logging.getLogger(__name__)
+
+
+def discriminated_rows(wplus: torch.Tensor, stage: int, draws: torch.Tensor) -> torch.Tensor:
+    """The w the latent discriminator trains on: for sample j, row ``floor(draws[j] * (active + 1))`` of its w+,
+    one of w0 and the active offsets' rows (all rows at the inference stage). The encoder's adversarial loss
+    scores every active row, so the discriminator must see them all: trained on w0 alone it never learns what
+    w0 + delta_i looks like and the encoder pushes the offsets off W unchecked."""
+    active = min(int(stage), wplus.shape[1] - 1)
+    rows = (draws * (active + 1)).long().clamp(0, active)
+    return wplus[torch.arange(wplus.shape[0], device=wplus.device), rows.to(wplus.device)]
 
 
 class E4EMethod(PSPMethod):
@@ -105,8 +118,8 @@ class E4EMethod(PSPMethod):
             set_requires_grad(model.encoder, False)
             set_requires_grad(disc, True)
             with torch.no_grad():
-                # the discriminator sees w0 (official); the pools answer for the global batch
-                fake = self.fake_pool.query_global(model.encode(x)[:, 0], ctx)
+                # one random active row per sample (the official pool's candidate); the pools answer for the global batch
+                fake = self.fake_pool.query_global(discriminated_rows(model.encode(x), stage, ctx.rand(x.shape[0])), ctx)
                 real = self.real_pool.query_global(model.decoder.mapping(ctx.randn(x.shape[0], model.decoder.style_dim)), ctx)
             with ctx.autocast():
                 loss_d = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
