@@ -13,6 +13,8 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
     mean over images, both signs and w+ rows: 0 when the encoder reads its own edit back exactly;
   - W distance: the Mahalanobis distance of the edited rows under the mapping network's w statistics,
     divided by that of sampled w (1 = as typical as sampled w; the e4e paper's "distance from W").
+* where the W distance comes from: the same distance of the unedited codes, row 0 (e4e's w0) apart from
+  rows 1.. (e4e's w0 + delta_i), beside the truth codes' (the in-domain images' own w, about 1).
 * bar (issue 14): e4e's edits leak less and its LEC is lower than pSp's, at a reconstruction cost no larger
   than the paper's (about 1-2 dB).
 
@@ -79,6 +81,11 @@ def mahalanobis(w: torch.Tensor, mean: torch.Tensor, inv: torch.Tensor) -> torch
     return ((d @ inv) * d).sum(1).clamp_min(0).sqrt()
 
 
+def row_distances(wplus: torch.Tensor, mean: torch.Tensor, inv: torch.Tensor, unit: float) -> torch.Tensor:
+    """The mean W distance of each w+ row over the batch [n_rows] (1 = as typical as sampled w)."""
+    return mahalanobis(wplus, mean, inv).reshape(wplus.shape[0], wplus.shape[1]).mean(0) / unit
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", type=_pair, action="append", required=True, help="LABEL=PATH (repeat)")
@@ -125,6 +132,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     mean_w, inv_cov, w_unit = w_statistics(G)
 
     rows: List[str] = []
+    truth_dist = row_distances(codes["wplus"], mean_w, inv_cov, w_unit)
+    origin = [f"| truth codes | {float(truth_dist.mean()):.2f} | {float(truth_dist[0]):.2f} | {float(truth_dist[1:].mean()):.2f} "
+              f"| {float(truth_dist[1:].max()):.2f} |"]
     summary: Dict[str, Dict[str, float]] = {}
     for label, model, path in encoders:
         model.eval()
@@ -159,6 +169,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             lecs.append(lec_v)
             dists.append(dist_v)
             rows.append(f"| {label} | {factor} ({dirs.method}) | {c:+.3f} | {leak:.3f} | {abs(c) / leak:.1f} | {lec_v:.3f} | {dist_v:.2f} |")
+        rows_dist = row_distances(w_in, mean_w, inv_cov, w_unit)
+        origin.append(f"| {label} | {float(rows_dist.mean()):.2f} | {float(rows_dist[0]):.2f} | {float(rows_dist[1:].mean()):.2f} "
+                      f"| {float(rows_dist[1:].max()):.2f} |")
         summary[label] = {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
                           "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs), "dist": sum(dists) / len(dists)}
 
@@ -172,6 +185,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     lines += ["", "Per direction (change and leakage per unit strength, in units of each factor's spread over the truth images; "
               "LEC relative to the edit's size; W distance 1 = as typical as sampled w):", "",
               "| encoder | factor (method) | change | leakage | ratio | LEC | W distance |", "| --- | --- | --- | --- | --- | --- | --- |"] + rows
+    lines += ["", "Where the W distance comes from: the unedited codes of the in-domain images, by w+ row:", "",
+              "| codes | all rows | row 0 | rows 1.. (mean) | rows 1.. (worst) |", "| --- | --- | --- | --- | --- |"] + origin
     labels = list(summary)
     if len(labels) >= 2:
         a, b = summary[labels[0]], summary[labels[1]]
