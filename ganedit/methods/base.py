@@ -174,6 +174,13 @@ class Method:
         self.ema: Networks = {}
 
     @classmethod
+    def option_defaults(cls, cfg: Mapping[str, Any]) -> Dict[str, Any]:
+        """Defaults that depend on another option (pSp's loss weights per ``task``), for a fresh run: ``cfg`` is the
+        configuration with the user's options applied; the returned values replace the recipe defaults, and the
+        user's explicit options still win over them. Default: none."""
+        return {}
+
+    @classmethod
     def check_config(cls, cfg: Mapping[str, Any]) -> None:
         """Raise ConfigError naming the key and its allowed values when ``cfg`` cannot work. Default: ``limits``."""
         check_values(cfg, cls.limits, f"{cls.name}: ")

@@ -1,6 +1,7 @@
 """``ganedit train e4e``: encoder4editing on the pSp recipe (conformance/stylegan2/README.md §5, the e4e paper).
 
-On top of pSp's reconstruction losses (L2 1.0, LPIPS 0.8 when its weights are present):
+On top of pSp's reconstruction losses (L2 1.0, LPIPS 0.8 when its weights are present; e4e keeps these defaults for
+every task, pSp's per-task table does not apply):
 - progressive training: stage k (k offsets active) starts at ``progressive_steps[k]`` = ``progressive_start`` +
   (k - 1) * ``progressive_step_every`` (stage 0, a single w, from step 0). The stage is a function of the step,
   so resuming across a stage change is exact. Official defaults are 20000 / 2000 for 300k-step FFHQ runs; the
@@ -10,10 +11,23 @@ On top of pSp's reconstruction losses (L2 1.0, LPIPS 0.8 when its weights are pr
   encoded w+, the discriminator trained on one random active row per sample (as the official pool picks its
   candidate; w0 alone would leave the offset rows unjudged) against real w = mapping(z) through pools of
   ``w_pool_size`` (50) codes, R1 (γ ``r1`` 10) every ``d_reg_every`` (16) steps, its own Adam at
-  ``w_discriminator_lr`` (2e-5). Its fake w include latent_avg, as the codes the decoder gets (the official
-  Coach feeds it the encoder output before latent_avg is added, while the encoder's loss scores w with it).
-The identity / MoCo similarity term needs pretrained networks that are not available here: it is left out
-and the log says so when ``similarity_lambda`` > 0.
+  ``w_discriminator_lr`` (2e-4; official 2e-5, see below). Its fake w include latent_avg, as the codes the decoder
+  gets (the official Coach feeds it the encoder output before latent_avg is added, while the encoder's loss scores
+  w with it).
+- the similarity loss ``similarity_lambda`` (0.5, the official FFHQ command's ``id_lambda``) * (1 - cos): with
+  ``similarity=id`` the ArcFace IR-SE50 identity of the face crop (faces; the official choice for ffhq/celeba data),
+  with ``similarity=moco`` MoCo v2 ResNet-50 features of the whole image (other domains; the official choice for
+  any other dataset type). Both read local weights (``id_weights`` / ``moco_weights`` or $GANEDIT_CACHE); when
+  they are missing the log says "identity loss skipped: ..." (or "MoCo similarity loss skipped: ...") and the
+  run trains without the term.
+
+Staying close to W in a small world (issue 14; docs/training.md "e4e in a small world"): the official
+discriminator lr 2e-5 is paced for 300k steps; a CPU run has a few thousand, in which the discriminator hardly
+leaves its initialisation, so the default here is 2e-4. 200-step runs warm-started from a 3614-step e4e (the
+shipped 64 px generator, in-domain images; W distance 1 = sampled w, pSp 2.20): the discriminator on w0 only
+(the old code) at 2e-5 -> 2.23, at 2e-4 -> 3.23 (a stronger w0-only discriminator is fooled harder on the
+offset rows); on every active row at 2e-5 -> 1.90 (23.68 dB), at 2e-4 -> 1.59 (23.38 dB). A larger
+``delta_norm_lambda`` also pulls the codes in but costs more reconstruction: 2e-3 -> 1.37 at 22.22 dB.
 
 N processes train as one process holding the global batch: on top of pSp's global BatchNorm and decoder noise
 (``ganedit.methods.psp``), the real w are the mapping of z drawn through ``ctx.randn``, and the two w pools are
@@ -28,20 +42,18 @@ Example::
 """
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ganedit.checks import OneOf, Range
 from ganedit.losses.stylegan2 import r1_penalty
 from ganedit.methods.base import Optimizers, StepContext, set_requires_grad
 from ganedit.methods.cyclegan import ImagePool
 from ganedit.methods.psp import PSPMethod
 from ganedit.models.e4e import INFERENCE_STAGE, E4E
 from ganedit.nn.global_batch import plain_copy
-
-log = logging.getLogger(__name__)
 
 
 def discriminated_rows(wplus: torch.Tensor, stage: int, draws: torch.Tensor) -> torch.Tensor:
@@ -57,21 +69,25 @@ def discriminated_rows(wplus: torch.Tensor, stage: int, draws: torch.Tensor) -> 
 class E4EMethod(PSPMethod):
     name = "e4e"
     description = "e4e encoder (w0 + progressive offsets, delta regulariser, latent discriminator with R1) for editing"
+    # one similarity weight and a choice of network replace pSp's id_lambda / moco_lambda
     defaults: Dict[str, Any] = {
-        **PSPMethod.defaults,
+        **{k: v for k, v in PSPMethod.defaults.items() if k not in ("id_lambda", "moco_lambda")},
         "encoder_type": "Encoder4Editing",
         "progressive_start": 500,  # < 0: no progressive training (every offset from step 0, as without the flag)
         "progressive_step_every": 100,
         "delta_norm": 2,
         "delta_norm_lambda": 2e-4,
         "w_discriminator_lambda": 0.1,
-        "w_discriminator_lr": 2e-5,
+        "w_discriminator_lr": 2e-4,  # official 2e-5 (paced for 300k steps); see the module docstring
         "r1": 10.0,
         "d_reg_every": 16,
         "use_w_pool": True,
         "w_pool_size": 50,
         "similarity_lambda": 0.5,
+        "similarity": "id",  # id (ArcFace identity, faces) | moco (MoCo v2 features, other domains)
     }
+    limits = {**PSPMethod.limits, "similarity_lambda": Range(0), "similarity": OneOf(("id", "moco"))}
+    task_losses: Dict[str, Dict[str, float]] = {}  # the e4e recipe's weights hold for every task
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
         cfg["encoder_type"] = "Encoder4Editing"
@@ -97,10 +113,10 @@ class E4EMethod(PSPMethod):
         return E4E(spec, g_config, start_from_latent_avg=self.cfg["start_from_latent_avg"], output_pool=int(self.cfg["size"]),
                    latent_discriminator={"style_dim": int(g_config["style_dim"]), "n_mlp": 4}, restyle=self.cfg["restyle"])
 
+    def similarity_term(self) -> Tuple[str, float]:
+        return str(self.cfg["similarity"]), float(self.cfg["similarity_lambda"])
+
     def extra_optimizers(self, model: E4E) -> Optimizers:  # type: ignore[override]
-        if self.cfg["similarity_lambda"] > 0:
-            log.warning("e4e: the identity / MoCo similarity loss needs pretrained networks that are not available; "
-                        "training without it")
         return {"D": torch.optim.Adam(model.latent_discriminator.parameters(), lr=self.cfg["w_discriminator_lr"])}
 
     # -- one step ------------------------------------------------------------------------------------------

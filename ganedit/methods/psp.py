@@ -12,9 +12,20 @@ generator's samples reads the in-domain set's sketches).
 a pretrained IR-SE50): every tensor of the same name and shape is copied; the stem conv is adapted when only
 its input channels differ (see :func:`warm_start`), so an encode model starts a sketch, inpaint or ReStyle one.
 
-Losses follow the official recipe: ``l2_lambda`` * MSE + ``lpips_lambda`` * LPIPS (only with local LPIPS weights;
-without them the log says so and the term is dropped) + ``w_norm_lambda`` * ||w+ - latent_avg||. The decoder
-is frozen and its noise random, as in the official Coach. Optimiser: Ranger (default, as pSp) or Adam, lr 1e-4.
+Losses follow the official Coach: ``l2_lambda`` * MSE + ``lpips_lambda`` * LPIPS + ``id_lambda`` * identity
+(1 - cos of ArcFace IR-SE50 embeddings of the face crop, ``ganedit.metrics.identity_net``) or ``moco_lambda`` *
+MoCo similarity (``ganedit.metrics.moco_net``; at most one of the two) + ``w_norm_lambda`` * ||w+ - latent_avg||
++ ``l2_lambda_crop`` / ``lpips_lambda_crop`` * the same losses on the face crop only (frontalization). LPIPS,
+ArcFace and MoCo read local weight files (``lpips_weights``, ``id_weights``, ``moco_weights``, or found in
+$GANEDIT_CACHE); when one is missing the log says "... skipped: <why>" and the run trains without that term.
+
+The loss weights default per task (:data:`TASK_LOSSES`), from the training commands of the official pSp README
+(eladrich/pixel2style2pixel): encode lpips 0.8, l2 1, id 0.1; frontalize lpips 0.08, l2 0.001, lpips_crop 0.8,
+l2_crop 0.01, id 1, w_norm 0.005; sketch and segmentation lpips 0.8, l2 1, id 0, w_norm 0.005; super_resolution
+lpips 0.8, l2 1, id 0.1, w_norm 0.005; inpaint (never released) takes super_resolution's. They are applied to a
+fresh run under the user's options (``--set`` wins; ``--dry-run`` and the saved train_config show the values used).
+A resumed run keeps its checkpoint's values; keys it predates take ``defaults``, which add no new term. The
+decoder is frozen and its noise random, as in the official Coach. Optimiser: Ranger (default, as pSp) or Adam, lr 1e-4.
 ``restyle=true`` trains a ReStyle encoder: it reads [input, current reconstruction] and each of
 ``restyle_iters`` refinement steps is its own update from the detached previous step.
 
@@ -31,12 +42,13 @@ Example (CPU; the decoder is any StyleGAN2 checkpoint, native or rosinality)::
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganedit.checks import Range
 from ganedit.errors import ConfigError, DataError
 from ganedit.methods.base import Method, Networks, Optimizers, StepContext, eval_mode, set_requires_grad
 from ganedit.models.psp import PSP, TASKS
@@ -47,6 +59,20 @@ from ganedit.train.ranger import Ranger
 log = logging.getLogger(__name__)
 
 IMAGE_ONLY_TASKS = ("encode", "super_resolution", "inpaint", "sketch")  # derivable from any image folder
+
+# Loss weights per task: the official pSp README's training commands (unset flags keep the argparse default 0).
+_CONDITIONAL = {"l2_lambda": 1.0, "lpips_lambda": 0.8, "id_lambda": 0.0, "w_norm_lambda": 0.005}
+TASK_LOSSES: Dict[str, Dict[str, float]] = {
+    "encode": {"l2_lambda": 1.0, "lpips_lambda": 0.8, "id_lambda": 0.1, "w_norm_lambda": 0.0},
+    "frontalize": {"l2_lambda": 0.001, "lpips_lambda": 0.08, "id_lambda": 1.0, "w_norm_lambda": 0.005,
+                   "l2_lambda_crop": 0.01, "lpips_lambda_crop": 0.8},
+    "sketch": dict(_CONDITIONAL),
+    "segmentation": dict(_CONDITIONAL),
+    "super_resolution": {**_CONDITIONAL, "id_lambda": 0.1},
+    "inpaint": {**_CONDITIONAL, "id_lambda": 0.1},  # not in the README: a degraded view of the same face, as super_resolution
+}
+LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16}  # smallest image each LPIPS backbone's pooling stages accept
+LOSS_KEYS = ("l2_lambda", "lpips_lambda", "id_lambda", "moco_lambda", "w_norm_lambda", "l2_lambda_crop", "lpips_lambda_crop")
 
 
 class TaskPairs(torch.utils.data.Dataset):
@@ -153,7 +179,8 @@ def visible(inputs: torch.Tensor, task: str) -> torch.Tensor:
 
 class PSPMethod(Method):
     name = "psp"
-    description = "pSp encoder into W+ of a frozen StyleGAN2 (encode, sketch, segmentation, super_resolution, frontalize, inpaint; ReStyle)"
+    description = ("pSp encoder into W+ of a frozen StyleGAN2 (encode, sketch, segmentation, super_resolution, frontalize, "
+                   "inpaint; ReStyle); loss weights default per task, as the official README (--dry-run shows them)")
     defaults: Dict[str, Any] = {
         "task": "encode",
         "decoder": "",  # StyleGAN2 checkpoint (native folder or rosinality .pt); its size is the decoder's
@@ -178,10 +205,19 @@ class PSPMethod(Method):
         "lpips_net": "alex",
         "lpips_weights": "",  # local LPIPS weights; "" = search $GANEDIT_CACHE
         "w_norm_lambda": 0.0,
+        # loss weights: a fresh run takes its task's official values (TASK_LOSSES) where these are not set
+        "id_lambda": 0.0,  # identity (ArcFace IR-SE50) on the face crop
+        "id_weights": "",  # local model_ir_se50.pth; "" = search $GANEDIT_CACHE
+        "moco_lambda": 0.0,  # MoCo v2 ResNet-50 feature similarity (non-face domains); not with id_lambda
+        "moco_weights": "",  # local moco_v2_800ep_pretrain.pth.tar; "" = search $GANEDIT_CACHE
+        "l2_lambda_crop": 0.0,  # L2 and LPIPS on the face crop only (frontalization)
+        "lpips_lambda_crop": 0.0,
         "restyle": False,
         "restyle_iters": 3,
         "init_encoder": "",  # a trained pSp / e4e model whose encoder weights start this one ("" = random init)
     }
+    limits = {key: Range(0) for key in LOSS_KEYS}
+    task_losses: Dict[str, Dict[str, float]] = TASK_LOSSES
     snapshot_columns = 3  # input | output | target
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
@@ -190,7 +226,25 @@ class PSPMethod(Method):
             raise ConfigError(f"psp: unknown task {cfg['task']!r} (known: {', '.join(TASKS)})")
         if cfg["optim"] not in ("ranger", "adam"):
             raise ConfigError(f"psp: optim must be ranger or adam, got {cfg['optim']!r}")
-        self.lpips = None
+        self.lpips: Optional[nn.Module] = None
+        self.similarity: Optional[nn.Module] = None  # IdentityLoss or MocoLoss, when its weights were found
+        self.lpips_crop = True  # False when the face crop is too small for the LPIPS backbone
+
+    @classmethod
+    def option_defaults(cls, cfg: Mapping[str, Any]) -> Dict[str, Any]:
+        return dict(cls.task_losses.get(str(cfg.get("task")), {}))
+
+    @classmethod
+    def check_config(cls, cfg: Mapping[str, Any]) -> None:
+        super().check_config(cfg)
+        if cfg.get("id_lambda", 0) > 0 and cfg.get("moco_lambda", 0) > 0:
+            raise ConfigError(f"{cls.name}: id_lambda and moco_lambda are both > 0; choose one similarity loss (set the other to 0)")
+
+    def similarity_term(self) -> Tuple[str, float]:
+        """(kind, weight) of the similarity loss: "id" (ArcFace) or "moco", weight 0 when none is asked for."""
+        if self.cfg["moco_lambda"] > 0:
+            return "moco", float(self.cfg["moco_lambda"])
+        return "id", float(self.cfg["id_lambda"])
 
     # -- data ----------------------------------------------------------------------------------------------
     def build_data(self) -> torch.utils.data.Dataset:
@@ -283,6 +337,7 @@ class PSPMethod(Method):
         opts = {"E": Ranger(params, lr=c["lr"]) if c["optim"] == "ranger" else torch.optim.Adam(params, lr=c["lr"])}
         opts.update(self.extra_optimizers(model))
         self._load_lpips(device)
+        self._load_similarity(device)
         return {"psp": model}, opts
 
     def _warm_start(self, model: PSP) -> None:
@@ -300,7 +355,7 @@ class PSPMethod(Method):
             raise ConfigError(f"psp: init_encoder {path}: no tensor fits this encoder (different architecture or widths)")
 
     def _load_lpips(self, device: torch.device) -> None:
-        if self.cfg["lpips_lambda"] <= 0:
+        if self.cfg["lpips_lambda"] <= 0 and self.cfg["lpips_lambda_crop"] <= 0:
             return
         from ganedit.metrics.lpips_net import load_lpips
         from ganedit.metrics.weights import MissingWeightsError
@@ -310,7 +365,35 @@ class PSPMethod(Method):
             set_requires_grad(self.lpips, False)
         except MissingWeightsError as exc:
             first = str(exc).splitlines()[0]
-            log.warning(f"psp: LPIPS weights not found ({first}); training without the LPIPS term (L2 and w-norm only)")
+            log.warning(f"{self.name}: LPIPS loss skipped: weights not found ({first}); training without the LPIPS terms")
+            return
+        from ganedit.metrics.identity_net import face_box
+
+        top, bottom, _, _ = face_box(int(self.cfg["size"]))
+        smallest = LPIPS_MIN_SIDE.get(self.cfg["lpips_net"], 0)
+        if self.cfg["lpips_lambda_crop"] > 0 and bottom - top < smallest:
+            self.lpips_crop = False  # as with missing weights: the config keeps the value asked for, the log says why
+            log.warning(f"{self.name}: LPIPS crop loss skipped: the face crop is {bottom - top} px at size {self.cfg['size']}, "
+                        f"below the {smallest} px the {self.cfg['lpips_net']} backbone needs; training without it")
+
+    def _load_similarity(self, device: torch.device) -> None:
+        kind, weight = self.similarity_term()
+        if weight <= 0:
+            return
+        from ganedit.metrics.weights import MissingWeightsError
+
+        try:
+            if kind == "moco":
+                from ganedit.metrics.moco_net import MocoLoss, load_moco
+
+                self.similarity = MocoLoss(load_moco(self.cfg["moco_weights"] or None)).to(device).eval()
+            else:
+                from ganedit.metrics.identity_net import IdentityLoss, load_arcface
+
+                self.similarity = IdentityLoss(load_arcface(self.cfg["id_weights"] or None)).to(device).eval()
+        except MissingWeightsError as exc:
+            what = "MoCo similarity" if kind == "moco" else "identity"
+            log.warning(f"{self.name}: {what} loss skipped: {str(exc).splitlines()[0]}; training without it")
 
     # -- one step ------------------------------------------------------------------------------------------
     @staticmethod
@@ -328,10 +411,17 @@ class PSPMethod(Method):
         l2 = F.mse_loss(out, target)
         loss = c["l2_lambda"] * l2
         logs: Dict[str, Any] = {"loss/l2": l2.detach()}
-        if self.lpips is not None:
+        if self.lpips is not None and c["lpips_lambda"] > 0:
             lp = self.lpips(out, target).mean()
             loss = loss + c["lpips_lambda"] * lp
             logs["loss/lpips"] = lp.detach()
+        if self.similarity is not None:
+            kind, weight = self.similarity_term()
+            sim = self.similarity(out, target)
+            loss = loss + weight * sim
+            logs[f"loss/{kind}"] = sim.detach()
+        if c["l2_lambda_crop"] > 0 or (self.lpips is not None and self.lpips_crop and c["lpips_lambda_crop"] > 0):
+            loss = loss + self.crop_losses(out, target, logs)
         if c["w_norm_lambda"] > 0:
             offset = wplus - model.latent_avg if c["start_from_latent_avg"] else wplus
             w_norm = offset.norm(2, dim=(1, 2)).mean()
@@ -339,6 +429,23 @@ class PSPMethod(Method):
             logs["loss/w_norm"] = w_norm.detach()
         logs["loss/total"] = loss.detach()
         return loss, logs, out
+
+    def crop_losses(self, out: torch.Tensor, target: torch.Tensor, logs: Dict[str, Any]) -> torch.Tensor:
+        """L2 and LPIPS on the face crop only (the official frontalization terms), weighted; logs each."""
+        from ganedit.metrics.identity_net import face_crop
+
+        c = self.cfg
+        out_crop, target_crop = face_crop(out), face_crop(target)
+        total = out.new_zeros(())
+        if c["l2_lambda_crop"] > 0:
+            l2 = F.mse_loss(out_crop, target_crop)
+            total = total + c["l2_lambda_crop"] * l2
+            logs["loss/l2_crop"] = l2.detach()
+        if self.lpips is not None and self.lpips_crop and c["lpips_lambda_crop"] > 0:
+            lp = self.lpips(out_crop, target_crop).mean()
+            total = total + c["lpips_lambda_crop"] * lp
+            logs["loss/lpips_crop"] = lp.detach()
+        return total
 
     def train_step(self, batch: Any, ctx: StepContext) -> Dict[str, Any]:
         model: PSP = self.nets["psp"]

@@ -1,9 +1,9 @@
-"""Finding and reading the local weight files of the pretrained metric networks (LPIPS, Inception-v3).
+"""Finding and reading the local weight files of the pretrained networks (LPIPS, Inception-v3, ArcFace, MoCo).
 
 ganedit never downloads anything: the networks are defined here and filled from files the user provides,
 either by an explicit path (a file or a folder) or from the cache folder ``$GANEDIT_CACHE`` (default
 ``~/.cache/ganedit``), where each family is looked for both in the folder itself and in a subfolder named after
-it (``lpips/``, ``inception/``). When a file is missing, ``MissingWeightsError`` says which file, in what layout,
+it (``lpips/``, ``inception/``, ``identity/``, ``moco/``). When a file is missing, ``MissingWeightsError`` says which file, in what layout,
 where we looked and how to provide it.
 """
 from __future__ import annotations

@@ -158,6 +158,9 @@ def resolve(method: Type[Method], overrides: Mapping[str, Any]) -> Dict[str, Any
     """The configuration of a fresh run."""
     defaults = defaults_for(method)
     cfg = apply_overrides(defaults, defaults, overrides, method.name)
+    derived = method.option_defaults(cfg)
+    if derived:  # defaults that follow a chosen option (e.g. pSp's task); the user's explicit options stay on top
+        cfg = apply_overrides({**defaults, **derived}, defaults, overrides, method.name)
     method.check_config(cfg)
     if not cfg["out"]:
         cfg["out"] = f"runs/{method.name}"
