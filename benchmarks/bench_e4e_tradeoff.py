@@ -13,6 +13,11 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
     mean over images, both signs and w+ rows: 0 when the encoder reads its own edit back exactly;
   - W distance: the Mahalanobis distance of the edited rows under the mapping network's w statistics,
     divided by that of sampled w (1 = as typical as sampled w; the e4e paper's "distance from W").
+* the LEC of a zero edit, ||E(G(E(x))) - E(x)|| over the same ||delta||: the part of the LEC that the encoder's
+  round trip makes without any edit; and the LEC from the round trip, ||E(G(E(x) + delta)) - delta - E(G(E(x)))||
+  over ||delta||: how far the edit itself is read back wrong;
+* where the W distance comes from: the same distance of the unedited codes, row 0 (e4e's w0) apart from
+  rows 1.. (e4e's w0 + delta_i), beside the truth codes' (the in-domain images' own w, about 1).
 * bar (issue 14): e4e's edits leak less and its LEC is lower than pSp's, at a reconstruction cost no larger
   than the paper's (about 1-2 dB).
 
@@ -79,6 +84,17 @@ def mahalanobis(w: torch.Tensor, mean: torch.Tensor, inv: torch.Tensor) -> torch
     return ((d @ inv) * d).sum(1).clamp_min(0).sqrt()
 
 
+def row_distances(wplus: torch.Tensor, mean: torch.Tensor, inv: torch.Tensor, unit: float) -> torch.Tensor:
+    """The mean W distance of each w+ row over the batch [n_rows] (1 = as typical as sampled w)."""
+    return mahalanobis(wplus, mean, inv).reshape(wplus.shape[0], wplus.shape[1]).mean(0) / unit
+
+
+def relative_drift(codes: torch.Tensor, reference: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Per image: ||codes - reference|| over ||delta||, each the mean over w+ rows (LEC: codes = E(G(E(x) + delta))
+    - delta, reference = E(x))."""
+    return (codes - reference).norm(dim=2).mean(1) / delta.norm(dim=2).mean(1).clamp_min(1e-8)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", type=_pair, action="append", required=True, help="LABEL=PATH (repeat)")
@@ -125,21 +141,25 @@ def main(argv: Optional[List[str]] = None) -> None:
     mean_w, inv_cov, w_unit = w_statistics(G)
 
     rows: List[str] = []
+    truth_dist = row_distances(codes["wplus"], mean_w, inv_cov, w_unit)
+    origin = [f"| truth codes | {float(truth_dist.mean()):.2f} | {float(truth_dist[0]):.2f} | {float(truth_dist[1:].mean()):.2f} "
+              f"| {float(truth_dist[1:].max()):.2f} |"]
     summary: Dict[str, Dict[str, float]] = {}
     for label, model, path in encoders:
         model.eval()
         with torch.no_grad():
             w_in = batched(model.encode, truth)
             rec = batched(lambda w: model.decode(w).clamp(-1, 1), w_in)
+            back_unedited = batched(model.encode, rec)  # E(G(E(x))): the round trip without an edit
             w_world = batched(model.encode, world)
             rec_world = batched(lambda w: model.decode(w).clamp(-1, 1), w_world)
         d_in, d_world = scores(rec, truth), scores(rec_world, world)
-        leaks, lecs, dists = [], [], []
+        leaks, lecs, floors, relatives, dists = [], [], [], [], []
         for factor, dirs in directions:
             if factor not in spread:
                 raise SystemExit(f"the regressor reads no continuous/binary factor {factor!r}")
             sigmas = dirs.scales is not None
-            readings, lec, dist = {}, [], []
+            readings, lec, floor, relative, dist = {}, [], [], [], []
             for sign in (-1.0, 1.0):
                 edited = dirs.apply(w_in, 0, sign * args.strength, sigmas=sigmas)
                 delta = edited - w_in
@@ -147,7 +167,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                     images = batched(lambda w: model.decode(w).clamp(-1, 1), edited)
                     readings[sign] = scalar_readings(images, R)
                     back = batched(model.encode, images)
-                lec.append(((back - delta - w_in).norm(dim=2).mean(1) / delta.norm(dim=2).mean(1).clamp_min(1e-8)))
+                lec.append(relative_drift(back - delta, w_in, delta))
+                floor.append(relative_drift(back_unedited, w_in, delta))
+                relative.append(relative_drift(back - delta, back_unedited, delta))
                 dist.append(mahalanobis(edited, mean_w, inv_cov).mean() / w_unit)
             change = {k: float((readings[1.0][k] - readings[-1.0][k]).mean()) / (2 * args.strength) / float(spread[k])
                       for k in spread}
@@ -157,10 +179,16 @@ def main(argv: Optional[List[str]] = None) -> None:
             lec_v, dist_v = float(torch.cat(lec).mean()), float(torch.stack(dist).mean())
             leaks.append(leak)
             lecs.append(lec_v)
+            floors.append(float(torch.cat(floor).mean()))
+            relatives.append(float(torch.cat(relative).mean()))
             dists.append(dist_v)
             rows.append(f"| {label} | {factor} ({dirs.method}) | {c:+.3f} | {leak:.3f} | {abs(c) / leak:.1f} | {lec_v:.3f} | {dist_v:.2f} |")
+        rows_dist = row_distances(w_in, mean_w, inv_cov, w_unit)
+        origin.append(f"| {label} | {float(rows_dist.mean()):.2f} | {float(rows_dist[0]):.2f} | {float(rows_dist[1:].mean()):.2f} "
+                      f"| {float(rows_dist[1:].max()):.2f} |")
         summary[label] = {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
-                          "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs), "dist": sum(dists) / len(dists)}
+                          "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs),
+                          "lec_floor": sum(floors) / len(floors), "lec_rel": sum(relatives) / len(relatives), "dist": sum(dists) / len(dists)}
 
     lines = [f"Command: `python -m benchmarks.bench_e4e_tradeoff {' '.join(argv if argv is not None else sys.argv[1:])}`; "
              f"{args.n} in-domain images G(w+) (seed {HELDOUT_SEED}, style mixing 0.5) and {args.n} world images; edits at "
@@ -172,6 +200,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     lines += ["", "Per direction (change and leakage per unit strength, in units of each factor's spread over the truth images; "
               "LEC relative to the edit's size; W distance 1 = as typical as sampled w):", "",
               "| encoder | factor (method) | change | leakage | ratio | LEC | W distance |", "| --- | --- | --- | --- | --- | --- | --- |"] + rows
+    lines += ["", "Where the W distance comes from: the unedited codes of the in-domain images, by w+ row:", "",
+              "| codes | all rows | row 0 | rows 1.. (mean) | rows 1.. (worst) |", "| --- | --- | --- | --- | --- |"] + origin
+    lines += ["", "How much of the LEC the encoder's own round trip makes: the same ratio for a zero edit, "
+              "||E(G(E(x))) - E(x)|| over each edit's ||delta||, and the LEC measured from the round trip instead of "
+              "E(x), ||E(G(E(x) + delta)) - delta - E(G(E(x)))|| over ||delta|| (the edit's own inconsistency):", "",
+              "| encoder | mean LEC | LEC of a zero edit | LEC from the round trip |", "| --- | --- | --- | --- |"]
+    lines += [f"| {label} | {s['lec']:.3f} | {s['lec_floor']:.3f} | {s['lec_rel']:.3f} |" for label, s in summary.items()]
     labels = list(summary)
     if len(labels) >= 2:
         a, b = summary[labels[0]], summary[labels[1]]

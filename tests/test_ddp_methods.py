@@ -79,8 +79,11 @@ def test_two_ranks_equal_one_process(runs, method):
             assert torch.equal(r0["final"][key], value), f"{method}: {key}"
     assert set(r0["extra"]) == set(single["extra"])
     for key, value in single["extra"].items():
+        # pooled codes / images come out of the updated networks: rounding scales with their size (e4e's offset
+        # rows go through the lateral layers), while per-rank maths would differ by the size itself
+        atol = max(1e-6, 1e-4 * value.abs().max().item()) if torch.is_tensor(value) and value.is_floating_point() else 1e-6
         for r in (r0, r1):
-            torch.testing.assert_close(r["extra"][key], value, rtol=1e-4, atol=1e-6, msg=lambda m: f"{method}: {key}: {m}")
+            torch.testing.assert_close(r["extra"][key], value, rtol=1e-4, atol=atol, msg=lambda m: f"{method}: {key}: {m}")
 
 
 # -- the invariant forms, piece by piece (no process group needed) ----------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import ganedit
-from ganedit.models.e4e import E4E
+from ganedit.methods.e4e import discriminated_rows
+from ganedit.models.e4e import E4E, INFERENCE_STAGE
 from ganedit.models.stylegan2 import Generator
 from ganedit.train.loop import train
 
@@ -65,3 +66,30 @@ def test_resume_across_a_stage_change_is_exact(tmp_path, decoder):
     for (k, a), b in zip(straight.method.nets["psp"].state_dict().items(), resumed.method.nets["psp"].state_dict().values()):
         assert torch.equal(a, b), k
     assert torch.equal(torch.cat(straight.method.fake_pool.images), torch.cat(resumed.method.fake_pool.images))
+
+
+def test_discriminated_rows_cover_w0_and_the_active_offsets():
+    wplus = torch.arange(3 * 6, dtype=torch.float32).reshape(3, 6, 1).expand(3, 6, 4).clone()  # row r of sample j = 6j + r
+    draws = torch.tensor([0.0, 0.5, 0.999])
+    assert discriminated_rows(wplus, 0, draws)[:, 0].tolist() == [0, 6, 12]  # stage 0: only w0 exists
+    assert discriminated_rows(wplus, 2, draws)[:, 0].tolist() == [0, 7, 14]  # rows 0..2 with equal chances
+    assert discriminated_rows(wplus, INFERENCE_STAGE, draws)[:, 0].tolist() == [0, 9, 17]  # every row
+
+
+def test_the_discriminator_trains_on_offset_rows_too(tmp_path, decoder):
+    """The official pool stores one random active row per sample; trained on w0 alone the discriminator never sees
+    w0 + delta_i, which the encoder's adversarial loss then pushes anywhere (issue 14: e4e's offsets left W)."""
+    cfg = {**FAST, "decoder": decoder, "out": str(tmp_path / "r"), "steps": 1, "data": "synthetic:4", "optim": "adam",
+           "lr": 1e-12, "progressive_start": 0, "progressive_step_every": 0, "w_pool_size": 4}  # all offsets active, E still
+    method = train("e4e", cfg).method
+    model = method.nets["psp"].train()
+    data = method.build_data()
+    x = torch.stack([data[i]["input"] for i in range(len(data))])  # the one batch (BatchNorm: order does not matter)
+    with torch.no_grad():
+        wplus = model.encode(model.to_encoder_input(x))
+    rows = []
+    for fake in torch.cat(method.fake_pool.images):
+        hits = [(j, r) for j in range(wplus.shape[0]) for r in range(wplus.shape[1]) if torch.allclose(wplus[j, r], fake, atol=1e-5)]
+        assert hits, "a pooled code is no row of the encoded batch"
+        rows.append(hits[0][1])
+    assert len(rows) == 4 and max(rows) > 0, rows

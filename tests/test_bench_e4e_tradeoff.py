@@ -1,0 +1,33 @@
+"""benchmarks/bench_e4e_tradeoff.py: the W distance (1 for sampled w; split by w+ row it finds an off-W row) and the
+LEC ratio."""
+from __future__ import annotations
+
+import torch
+
+from benchmarks.bench_e4e_tradeoff import relative_drift, row_distances, w_statistics
+from ganedit.models.stylegan2 import StyleGAN2
+
+
+def test_w_distance_by_row():
+    torch.manual_seed(3)
+    G = StyleGAN2(generator={"size": 16, "style_dim": 8, "n_mlp": 2, "channels": {"4": 8, "8": 8, "16": 8}}).eval()
+    mean, inv, unit = w_statistics(G, n=4000, seed=1)
+    with torch.no_grad():
+        w = G.mapping(torch.randn(600, 8, generator=torch.Generator().manual_seed(7)))
+    wplus = w.reshape(100, 6, 8).clone()  # six independent sampled w per code: every row as typical as W
+    typical = row_distances(wplus, mean, inv, unit)
+    assert typical.shape == (6,) and ((typical - 1).abs() < 0.2).all(), typical
+    spread, axes = torch.linalg.eigh(torch.linalg.inv(inv))  # W's covariance: variances and their directions
+    wplus[:, 3] += 2 * unit * spread[0].sqrt() * axes[:, 0]  # a row pushed 2 units along W's narrowest direction
+    moved = row_distances(wplus, mean, inv, unit)
+    assert moved[3] > 1.5 * typical[3] and torch.allclose(moved[[0, 1, 2, 4, 5]], typical[[0, 1, 2, 4, 5]])
+
+
+def test_relative_drift_is_the_lec_ratio():
+    w = torch.randn(4, 6, 8)
+    delta = torch.zeros(4, 6, 8)
+    delta[:, :, 0] = 2.0  # ||delta|| = 2 on every row
+    assert torch.allclose(relative_drift(w + delta - delta, w, delta), torch.zeros(4), atol=1e-6)  # read back exactly
+    off = w.clone()
+    off[:, :, 1] += 1.0  # read back 1 off on every row: half the edit's size
+    assert torch.allclose(relative_drift(off, w, delta), torch.full((4,), 0.5))
