@@ -574,14 +574,20 @@ def layer_effects(G: Any, vector: torch.Tensor, labels_fn: LabelsFn, step: float
 
 
 def rank_layer_ranges(effects: Mapping[str, torch.Tensor], target: str, spread: Optional[Mapping[str, float]] = None,
-                      min_rows: int = 1) -> List[Tuple[range, float, float, float]]:
+                      min_rows: int = 1, tolerance: float = 0.05) -> List[Tuple[range, float, float, float]]:
     """Every contiguous range of w+ rows (at least ``min_rows`` long) as ``(rows, change, leakage, ratio)``,
-    best ratio first.
+    the chosen one first, then by decreasing ratio.
 
     The effect of editing several rows is taken as the sum of the rows' effects (first order: for edits of about
     one sigma the readings respond nearly linearly), so one pass over single rows (:func:`layer_effects`) scores
     all ranges. Change and leakage are in units of each reading's ``spread``: change = the target's mean change,
-    leakage = the root mean square change of every other reading; ratio = |change| / leakage."""
+    leakage = the root mean square change of every other reading; ratio = |change| / leakage.
+
+    The chosen range is, of the ranges whose ratio is within ``tolerance`` (relative) of the best, the one that
+    changes the target most. Without it a single row would usually win: a sum of rows is never purer than its
+    purest row unless their leakages cancel, yet one row alone changes the attribute little per sigma, so it
+    needs large, out-of-distribution strengths; and ratios measured on a few samples differ by a few percent by
+    chance anyway."""
     if target not in effects:
         raise ConfigError(f"no smooth reading named {target!r} to choose layers by (readings: {', '.join(sorted(effects))})")
     others = [k for k in effects if k != target]
@@ -599,12 +605,17 @@ def rank_layer_ranges(effects: Mapping[str, torch.Tensor], target: str, spread: 
             leak = math.sqrt(sum(total[k] ** 2 for k in others) / len(others))
             change = total[target]
             ranked.append((range(start, stop), change, leak, abs(change) / leak if leak > 0 else float("inf")))
-    return sorted(ranked, key=lambda r: -r[3])
+    ranked.sort(key=lambda r: -r[3])
+    if not 0 <= tolerance < 1:
+        raise ConfigError(f"tolerance must be in [0, 1), got {tolerance}")
+    near = [r for r in ranked if r[3] >= ranked[0][3] * (1 - tolerance)]
+    best = max(near, key=lambda r: abs(r[1]))
+    return [best] + [r for r in ranked if r is not best]
 
 
 def choose_layers(G: Any, directions: Directions, labels_fn: LabelsFn, key: Union[int, str] = 0,
                   target: Optional[str] = None, n_samples: int = 128, seed: int = 1, strength: float = 1.0,
-                  min_rows: int = 1, batch_size: int = 64) -> Directions:
+                  min_rows: int = 1, tolerance: float = 0.05, batch_size: int = 64) -> Directions:
     """A copy of ``directions`` meant for the rows of w+ where the vector ``key`` changes ``target`` (default:
     the vector's name) most for the least change of everything else ``labels_fn`` reads.
 
@@ -612,20 +623,21 @@ def choose_layers(G: Any, directions: Directions, labels_fn: LabelsFn, key: Unio
     edit of every row also moves what the other rows control): on ``n_samples`` latents drawn with ``seed`` (use
     other samples than the ones the vector was fitted on), each row is edited by +-``strength`` sigmas alone
     (:func:`layer_effects`, sigma = the file's scale, else 1 in W), and the contiguous range with the best
-    change / leakage ratio wins (:func:`rank_layer_ranges`). The file records the choice (``meta.layer_choice``:
+    change / leakage ratio wins (:func:`rank_layer_ranges`; of ranges within ``tolerance`` of the best ratio, the
+    one with the largest change). The file records the choice (``meta.layer_choice``:
     the samples, the all-rows ratio and the chosen one)."""
     i = directions.index(key)
     vector = directions.vectors[i]
     name = target or directions.names[i]
     sigma = float(directions.scales[i]) if directions.scales is not None else 1.0
     effects, spread = layer_effects(G, vector, labels_fn, strength * sigma, n_samples, seed, batch_size=batch_size)
-    ranked = rank_layer_ranges(effects, name, spread, min_rows)
+    ranked = rank_layer_ranges(effects, name, spread, min_rows, tolerance)
     rows, change, leak, ratio = ranked[0]
     n_latent = int(stylegan_generator(G).n_latent)
     every = next(r for r in ranked if r[0] == range(0, n_latent))
     meta = dict(directions.meta)
     meta["layer_choice"] = {"target": name, "n_samples": int(n_samples), "seed": int(seed), "strength": strength,
-                            "rows": [rows.start, rows.stop - 1], "ratio": ratio, "change": change, "leakage": leak,
+                            "tolerance": tolerance, "rows": [rows.start, rows.stop - 1], "ratio": ratio, "change": change, "leakage": leak,
                             "all_rows_ratio": every[3], "readings": len(effects)}
     return Directions(directions.vectors, list(directions.names), directions.method,
                       None if rows == range(0, n_latent) else rows, directions.generator, directions.values,
