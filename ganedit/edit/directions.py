@@ -2,8 +2,11 @@
 
 * :func:`interfacegan` fits a linear classifier (logistic regression, in torch) between latents with and without
   an attribute; the unit normal of its boundary is the direction. Labels come from a function of the generated
-  images (e.g. the attribute regressor) or from the user, for given latents. :func:`project_out` makes a
-  direction *conditional*: orthogonal to chosen other directions, so moving along it leaves them unchanged.
+  images (e.g. the attribute regressor) or from the user, for given latents; ``fit="regression"`` fits ridge
+  regression of the scores on every sample instead. :func:`project_out` makes a direction *conditional*:
+  orthogonal to chosen other directions, so moving along it leaves them unchanged. :func:`choose_layers` restricts
+  a direction to the rows of w+ where, measured on held-out generated images, it changes its attribute most for
+  the least change of everything else the labeller reads.
 * :func:`ganspace` is the PCA of sampled w: components ordered by variance.
 * :func:`sefa` is closed form: the eigenvectors of ``A^T A`` where ``A`` stacks the (row-normalised) modulation
   weights of the chosen layers, i.e. the directions of w that change those layers' styles the most.
@@ -18,7 +21,8 @@ Every method returns a :class:`Directions`: K unit vectors [K, style_dim] with o
   metadata  ``format`` = "ganedit.direction", ``format_version`` = "1", ``meta`` = JSON with ``method``,
             ``names`` (one per vector), ``layers`` ([first, last] rows of w+, inclusive, or null for all),
             ``attribute`` (InterFaceGAN) and ``generator`` (:func:`ganedit.edit.latents.generator_fingerprint`),
-            plus the method's settings (sample count, seed, ...).
+            plus the method's settings (sample count, seed, ...; ``layer_choice`` when :func:`choose_layers`
+            picked the layers).
 
 :func:`load_direction` refuses (CheckpointError naming the file) a generator of another shape and warns when only
 its weights differ (a PTI-tuned generator, for instance), through :func:`ganedit.edit.latents.check_fits`.
