@@ -126,6 +126,9 @@ def test_interfacegan_regression_fit_and_automatic_layers(model_dir, tmp_path, m
     assert found.layers == (None if rows == range(0, G.n_latent) else rows)
     # the unedited images, then two per row of w+, 16 latents each
     assert sum(read_sizes) == 16 * (1 + 2 * G.n_latent)
+    capsys.readouterr()
+    main(["directions", "show", str(out)])
+    assert f"layers chosen on 16 held-out latents: change / leakage {choice['ratio']:.2f}" in capsys.readouterr().out
     # the rows are chosen by measuring edits of generated images: not possible for the user's own latents
     with pytest.raises(SystemExit):
         main(["directions", "interfacegan", "--model", str(model_dir), "--latents", str(out), "--labels", str(out),

@@ -252,6 +252,10 @@ def register(cli: click.Group) -> None:
         click.echo(f"{path}: {d.method}, {len(d)} x {d.style_dim}-d, layers {rows}")
         g = d.generator or {}
         click.echo(f"generator: {g.get('size')} px, style_dim {g.get('style_dim')}, n_latent {g.get('n_latent')}, hash {g.get('hash')}")
+        choice = d.meta.get("layer_choice")
+        if choice:
+            click.echo(f"layers chosen on {choice['n_samples']} held-out latents: change / leakage {choice['ratio']:.2f} "
+                       f"on rows {choice['rows'][0]}-{choice['rows'][1]}, {choice['all_rows_ratio']:.2f} on all rows")
         for i, name in enumerate(d.names[:32]):
             extra = []
             if d.values is not None:
