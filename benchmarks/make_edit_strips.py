@@ -168,6 +168,19 @@ def reader(regressor: Any, factor: str, positive_class: Optional[int] = None) ->
     return read
 
 
+def _fit_text(meta: Dict[str, Any]) -> str:
+    """How an InterFaceGAN vector was fitted, for a strip's title (files made before ridge fits say nothing)."""
+    if meta.get("fit") == "regression":
+        text = f"ridge, held-out R2 {float(meta.get('validation_r2', float('nan'))):.2f}"
+    else:
+        text = f"val. acc. {float(meta.get('validation_accuracy', float('nan'))):.2f}"
+    if meta.get("conditioned_on"):
+        text += f", orthogonal to {len(meta['conditioned_on'])} other factors"
+    if meta.get("layer_choice"):
+        text += ", rows chosen on held-out samples"
+    return text
+
+
 def edit_strip(G: Any, items: List[Inverted], directions: Any, component: str, strengths: Sequence[float],
                read: Optional[Callable[[torch.Tensor], List[str]]], model_label: str, inversion: str) -> "Any":
     from ganedit.edit.latents import strip
@@ -184,7 +197,7 @@ def edit_strip(G: Any, items: List[Inverted], directions: Any, component: str, s
     where = "all w+ rows" if directions.layers is None else f"w+ rows {directions.layers.start}-{directions.layers.stop - 1}"
     meta = directions.meta
     what = {"interfacegan": f"InterFaceGAN '{directions.names[i]}' (regressor labels, {meta.get('n_samples', '?')} "
-                            f"samples, val. acc. {float(meta.get('validation_accuracy', float('nan'))):.2f})",
+                            f"samples, {_fit_text(meta)})",
             "ganspace": f"GANSpace component {directions.names[i]} (PCA of {meta.get('n_samples', '?')} sampled w)",
             "sefa": f"SeFa component {directions.names[i]} (modulation weights)"}.get(directions.method, directions.names[i])
     title = [f"{what}; {where}; 1 sigma = {sigma:.3f} (std of sampled w along it)",

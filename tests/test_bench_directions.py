@@ -10,9 +10,11 @@ from benchmarks import bench_directions as B
 
 
 def _args(**kw) -> argparse.Namespace:
+    # more W dims (64) than the regressor's factors, so each direction can be made orthogonal to all the others
     base = dict(random=True, model=None, regressor=None, n_samples=200, n_eval=8, extremes=0.2, strength=1.0,
                 components=2, random_dirs=2, batch=64, threads=1, seed=0, factors="smile,yaw,glasses,face_x",
-                check_n=0, min_score=0.5, save=None, save_attributes="", condition_k=1)
+                check_n=0, min_score=0.5, save=None, save_attributes="", layer_factors="yaw", layer_samples=4,
+                layers="auto")
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -27,12 +29,19 @@ def test_bench_directions_smoke():
         assert leak > 0 and abs(ratio - abs(change) / leak) < 1e-9 and 0 <= accuracy <= 1
         assert results["ganspace"][f][0] in ("pc0", "pc1") and results["sefa"][f][0] in ("sefa0", "sefa1")
     assert [name for name, _, _ in results["sefa_top"]] == ["sefa0", "sefa1"]
-    # conditional InterFaceGAN: orthogonal to the most-leaked other factor's direction, scored the same way
-    for f, (change, leak, ratio, chosen) in results["conditional"].items():
-        assert len(chosen) == 1 and chosen[0] != f and chosen[0] in results["factors"]
-        assert abs(ratio - abs(change) / leak) < 1e-9
+    # ridge and ridge orthogonal to the other factors: scored the same way, for every factor
+    for key in ("ridge", "conditional"):
+        assert set(results[key]) == set(results["factors"]), key
+        for f, (change, leak, ratio, *_) in results[key].items():
+            assert abs(ratio - abs(change) / leak) < 1e-9
+    # layer-restricted: only for --layer-factors; every variant gets rows, the selected one a same-rows baseline
+    assert set(results["layered"]) == {"yaw"} == set(results["selected"])
+    best, rows, ratio, rnd_rows, rnd_all = results["selected"]["yaw"]
+    assert best in results["layered"]["yaw"] and set(results["layered"]["yaw"]) == {"classifier", "ridge", "ridge_cond"}
+    assert ratio == results["layered"]["yaw"][best][4] and rnd_all == results["random"]["yaw"][2] and rnd_rows > 0
     text = B.report(results, args, "cmd")
     assert "| smile |" in text and "Bar (InterFaceGAN ratio >= 5x random" in text and "RANDOM" in text
+    assert f"| yaw | {best} |" in text and "random directions on the same rows" in text
 
 
 def test_unreadable_factors_are_neither_targets_nor_leakage(monkeypatch):

@@ -155,3 +155,111 @@ def test_apply_uses_the_file_layers_and_sigma_units():
     assert torch.allclose(pcs.apply(w, 0, 1.0, layers=range(0, 4)) - w.unsqueeze(1), pcs.vector(0).expand(4, 4, -1), atol=1e-6)
     with pytest.raises(ConfigError, match="no scales"):
         D.sefa(G).apply(w, 0, 1.0, sigmas=True)
+
+
+# ----------------------------------------------------------------------------------------------- regression fit
+
+
+def test_regression_fit_uses_every_sample_and_beats_the_extremes_on_a_noisy_score():
+    """A continuous score that is mostly noise: the extremes are then mostly noise too, while the regression on
+    all samples still finds the planted direction."""
+    G = tiny()
+    w = D.sample_w(G, 2000, seed=4)
+    d_true = torch.randn(16, generator=torch.Generator().manual_seed(9))
+    d_true /= d_true.norm()
+    signal = (w - w.mean(0)) @ d_true
+    noise = torch.randn(len(w), generator=torch.Generator().manual_seed(10)) * 2 * float(signal.std())
+    scores = signal + noise
+    ridge = D.interfacegan(G, (w, scores), attribute="s", fit="regression")
+    extremes = D.interfacegan(G, (w, scores), attribute="s", extreme_fraction=0.1)
+    assert ridge.meta["fit"] == "regression" and ridge.meta["n_trained"] == 2000
+    assert 0.05 < ridge.meta["validation_r2"] < 0.4  # about 1/5 of the variance is signal
+    cos_ridge, cos_extremes = float(ridge.vector(0) @ d_true), float(extremes.vector(0) @ d_true)
+    assert cos_ridge > 0.9 and cos_ridge > cos_extremes + 0.02
+    with pytest.raises(ConfigError, match="fit must be one of"):
+        D.interfacegan(G, (w, scores), fit="svm")
+    with pytest.raises(ConfigError, match="same score"):
+        D.fit_linear_regression(w, torch.ones(len(w)))
+
+
+# ----------------------------------------------------------------------------------------------- layer choice
+
+
+class PlantedGenerator(torch.nn.Module):
+    """A stand-in generator with 6 rows of w+ whose "image" holds readings planted in known rows: coordinate 0 of
+    rows 2-3 is the target, of rows 0-1 and 4-5 two other factors; a weak reading takes coordinate 0 of every
+    row (so no row range is free of leakage), another coordinate 1 of every row (so the vector below, mostly
+    along coordinate 0, leaks a little everywhere)."""
+
+    size, style_dim, n_latent, num_layers = 4, 8, 6, 9
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # where sample_w finds the device
+
+    def mapping(self, z, truncation=1.0, w_avg=None):
+        return z
+
+    def synthesis(self, latent, noise="const"):
+        if latent.dim() == 2:
+            latent = latent.unsqueeze(1).expand(-1, self.n_latent, -1)
+        c0, c1 = latent[:, :, 0], latent[:, :, 1]
+        readings = torch.stack([c0[:, 2:4].sum(1), c0[:, 0:2].sum(1), c0[:, 4:6].sum(1), 0.05 * c0.sum(1),
+                                0.1 * c1.sum(1)], dim=1)
+        return torch.tanh(readings / 8).reshape(-1, 5, 1, 1).repeat(1, 1, 2, 2)  # non-linear, like a real reader
+
+
+def planted_labels(images):
+    names = ("target", "low_rows", "high_rows", "everywhere", "other_axis")
+    return {name: images[:, i].mean((1, 2)) for i, name in enumerate(names)}
+
+
+def test_choose_layers_finds_the_rows_an_attribute_is_planted_in(tmp_path):
+    G = PlantedGenerator()
+    vector = torch.zeros(8)
+    vector[0], vector[1] = 1.0, 0.2
+    found = D.Directions(vector / vector.norm(), ["target"], "interfacegan", scales=torch.ones(1))
+    effects, spread = D.layer_effects(G, found.vector(0), planted_labels, step=1.0, n_samples=64, seed=3)
+    assert set(effects) == {"target", "low_rows", "high_rows", "everywhere", "other_axis"}
+    assert all(float(effects["target"][r]) > 0.01 for r in (2, 3))
+    assert all(abs(float(effects["target"][r])) < 1e-6 for r in (0, 1, 4, 5))
+    chosen = D.choose_layers(G, found, planted_labels, n_samples=64, seed=3)
+    assert chosen.layers == range(2, 4)
+    choice = chosen.meta["layer_choice"]
+    assert choice["rows"] == [2, 3] and choice["ratio"] > 3 * choice["all_rows_ratio"]
+    assert found.layers is None and torch.equal(chosen.vectors, found.vectors)  # a copy; the vector is unchanged
+    # the choice travels with the file, and an edit then moves only those rows
+    path = D.save_direction(tmp_path / "planted.safetensors", chosen)
+    loaded = D.load_direction(path)
+    assert loaded.layers == range(2, 4) and loaded.meta["layer_choice"]["rows"] == [2, 3]
+    edited = loaded.apply(torch.zeros(1, 6, 8), 0, 1.0)
+    assert torch.equal(edited[0, [0, 1, 4, 5]], torch.zeros(4, 8)) and float(edited[0, 2, 0]) > 0.9
+
+
+def test_rank_layer_ranges_scores_sums_of_rows():
+    effects = {"t": torch.tensor([0.0, 1.0, 1.0, 0.0]), "a": torch.tensor([1.0, 0.1, 0.1, 1.0]),
+               "b": torch.tensor([0.0, 0.2, -0.2, 0.5])}
+    ranked = D.rank_layer_ranges(effects, "t")
+    assert len(ranked) == 10  # every contiguous range of 4 rows
+    rows, change, leak, ratio = ranked[0]
+    # rows 1-2: b cancels, a adds up to 0.2: leakage sqrt((0.2² + 0²) / 2)
+    assert rows == range(1, 3) and change == pytest.approx(2.0) and leak == pytest.approx(0.2 / 2 ** 0.5)
+    assert ratio == pytest.approx(change / leak) and ratio == max(r[3] for r in ranked)
+    every = next(r for r in ranked if r[0] == range(0, 4))
+    assert every[1] == pytest.approx(2.0) and every[3] < ratio
+    # the spread puts readings in comparable units: a wide spread of "a" makes its leakage small
+    assert D.rank_layer_ranges(effects, "t", {"t": 1.0, "a": 100.0, "b": 1.0})[0][2] < leak
+    assert all(len(r[0]) >= 3 for r in D.rank_layer_ranges(effects, "t", min_rows=3))
+    # within the tolerance of the best ratio, the range with the larger change wins: rows 1-2 (ratio 2 / 0.2)
+    # over row 1 alone (ratio 1 / 0.1 plus a little)
+    close = {"t": torch.tensor([1.0, 1.0]), "a": torch.tensor([0.1, 0.102])}
+    assert D.rank_layer_ranges(close, "t")[0][0] == range(0, 2)
+    assert D.rank_layer_ranges(close, "t", tolerance=0.0)[0][0] == range(0, 1)
+    with pytest.raises(ConfigError, match="no smooth reading named 'smile'"):
+        D.rank_layer_ranges(effects, "smile")
+
+
+def test_smooth_readings_skip_classes_and_split_vectors():
+    out = D.smooth_readings({"p": torch.rand(3), "cls": torch.tensor([0, 1, 2]), "rgb": torch.rand(3, 3)})
+    assert sorted(out) == ["p", "rgb[0]", "rgb[1]", "rgb[2]"]
+    assert list(D.smooth_readings(torch.rand(3))) == ["attribute"]

@@ -91,3 +91,61 @@ def test_wrong_generator_is_refused_from_the_cli(model_dir, tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "s.safetensors" in err and "size 8 (this generator: 16)" in err
+
+
+def test_interfacegan_regression_fit_and_automatic_layers(model_dir, tmp_path, monkeypatch, capsys):
+    """--fit regression and --layers auto: the rows are chosen by the readings of edited images (a stand-in
+    reader here) on other latents than the fit's, and recorded in the file."""
+    from ganedit.cli import directions as cli_directions
+
+    def predict_factors(images, model=None):
+        return {"red": images[:, 0].mean((1, 2)), "top": images[:, :, :4].mean((1, 2, 3))}
+
+    fake = types.ModuleType("ganedit.models.attributes")
+    fake.predict_factors = predict_factors
+    monkeypatch.setitem(sys.modules, "ganedit.models.attributes", fake)
+    read_sizes = []
+
+    def readings(regressor):
+        def read(images):
+            read_sizes.append(len(images))
+            return {"red": images[:, 0].mean((1, 2)), "top": images[:, :, :4].mean((1, 2, 3)),
+                    "green": images[:, 1].mean((1, 2))}
+        return read
+
+    monkeypatch.setattr(cli_directions, "_regressor_readings", readings)
+    out = tmp_path / "red.safetensors"
+    main(["directions", "interfacegan", "--model", str(model_dir), "--attribute", "red", "--fit", "regression",
+          "--layers", "auto", "--layer-samples", "16", "--n-samples", "300", "--regressor", str(model_dir), "-o", str(out)])
+    G = ganedit.load(model_dir)
+    found = D.load_direction(out, G)
+    assert found.meta["fit"] == "regression" and "validation_r2" in found.meta
+    choice = found.meta["layer_choice"]
+    assert choice["n_samples"] == 16 and choice["target"] == "red" and choice["ratio"] >= choice["all_rows_ratio"]
+    rows = range(choice["rows"][0], choice["rows"][1] + 1)
+    assert found.layers == (None if rows == range(0, G.n_latent) else rows)
+    # the unedited images, then two per row of w+, 16 latents each
+    assert sum(read_sizes) == 16 * (1 + 2 * G.n_latent)
+    capsys.readouterr()
+    main(["directions", "show", str(out)])
+    assert f"layers chosen on 16 held-out latents: change / leakage {choice['ratio']:.2f}" in capsys.readouterr().out
+    # the rows are chosen by measuring edits of generated images: not possible for the user's own latents
+    with pytest.raises(SystemExit):
+        main(["directions", "interfacegan", "--model", str(model_dir), "--latents", str(out), "--labels", str(out),
+              "--attribute", "red", "--layers", "auto", "-o", str(tmp_path / "x.safetensors")])
+    assert "--layers auto measures edits of generated images" in capsys.readouterr().err
+
+
+def test_regressor_readings_are_smooth(tmp_path):
+    """The reader --layers auto uses: continuous factors and binary probabilities, no angles or classes."""
+    from benchmarks.bench_directions import tiny_models
+    from ganedit.cli.directions import _regressor_readings
+    from ganedit.models.attributes import FACTOR_BY_NAME
+
+    _, R = tiny_models(0)
+    ganedit.save(R, tmp_path / "R")
+    read = _regressor_readings(str(tmp_path / "R"))(torch.rand(5, 3, 64, 64) * 2 - 1)
+    kinds = {FACTOR_BY_NAME[k].kind for k in read}
+    assert kinds == {"continuous", "binary"}
+    assert all(torch.is_floating_point(v) and v.shape[0] == 5 for v in read.values())
+    assert bool(((read["glasses"] >= 0) & (read["glasses"] <= 1)).all())

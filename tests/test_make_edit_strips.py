@@ -77,3 +77,11 @@ def test_cell_notes_read_probabilities_of_classes():
     long_hair = M.reader(R, "hair_kind", positive_class=1)(images)
     assert long_hair == [f"p(long) {float(v):.2f}" for v in torch.softmax(raw["hair_kind"], 1)[:, 1]]
     assert M.reader(R, "hair_kind")(images)[0] in ("short", "long", "bob", "bun")
+
+
+def test_strip_titles_say_how_a_vector_was_fitted():
+    from benchmarks.make_edit_strips import _fit_text
+
+    assert _fit_text({"validation_accuracy": 0.9}) == "val. acc. 0.90"
+    text = _fit_text({"fit": "regression", "validation_r2": 0.26, "conditioned_on": ["a", "b"], "layer_choice": {"rows": [3, 8]}})
+    assert text == "ridge, held-out R2 0.26, orthogonal to 2 other factors, rows chosen on held-out samples"

@@ -46,6 +46,35 @@ def _regressor_labels(regressor: Optional[str]):
     return lambda images: predict_factors(images, regressor)
 
 
+def _regressor_readings(regressor: Optional[str]):
+    """The labeller ``--layers auto`` measures edits with: the regressor's continuous factors (colours per
+    channel) and its binary ones as probabilities, which change smoothly along an edit; circular and categorical
+    factors are left out (an angle wraps, a class flips)."""
+    import torch
+
+    try:
+        from ganedit.models.attributes import decode_outputs, load_regressor
+    except ImportError:
+        raise ConfigError("--layers auto reads edited images with the attribute regressor (ganedit.models.attributes), "
+                          "which is not part of this install") from None
+    net = load_regressor(regressor)
+
+    @torch.no_grad()
+    def read(images: "torch.Tensor") -> Dict[str, "torch.Tensor"]:
+        parts: Dict[str, list] = {}
+        for i in range(0, len(images), 256):
+            raw = net(images[i:i + 256].float())
+            decoded = decode_outputs(net.specs, raw)
+            for spec in net.specs:
+                if spec.kind == "continuous":
+                    parts.setdefault(spec.name, []).append(decoded[spec.name])
+                elif spec.kind == "binary":
+                    parts.setdefault(spec.name, []).append(torch.sigmoid(raw[spec.name][:, 0]))
+        return {k: torch.cat(v) for k, v in parts.items()}
+
+    return read
+
+
 def _conditions(specs: Sequence[str], model, computed: Dict[str, "object"]) -> Dict[str, "object"]:
     """--condition NAME (an attribute of this run) or FILE[:NAME] (a direction file) -> {name: vector}."""
     from pathlib import Path
@@ -95,11 +124,18 @@ def register(cli: click.Group) -> None:
                   help="Make the direction orthogonal to another: an attribute of this run, or FILE[:NAME] "
                        "(a direction file). Repeatable (conditional editing).")
     @click.option("--truncation", default=1.0, show_default=True, help="psi of the sampled latents.")
-    @_LAYERS
+    @click.option("--fit", type=click.Choice(["classifier", "regression"]), default="classifier", show_default=True,
+                  help="classifier: logistic regression on the extremes (the paper); regression: ridge regression "
+                       "of the scores on w over every sample (better for a noisy continuous score).")
+    @click.option("--layers", default=None,
+                  help="Rows of w+ the direction is meant for, 'a-b' inclusive (default: all), or 'auto': the "
+                       "contiguous rows where the edit changes the attribute most for the least change of the other "
+                       "factors, measured by the regressor on --layer-samples other generated latents.")
+    @click.option("--layer-samples", default=128, show_default=True, help="Latents --layers auto measures edits on.")
     @_SEED
     @_OUT
     def interfacegan_cmd(model_path, attributes, regressor, latents, labels, n_samples, extremes, positive_class,
-                         conditions, truncation, layers, seed, out) -> None:
+                         conditions, truncation, fit, layers, layer_samples, seed, out) -> None:
         """InterFaceGAN: a linear classifier between latents with and without an attribute; the unit normal of
         its boundary is the direction.
 
@@ -107,6 +143,7 @@ def register(cli: click.Group) -> None:
         Examples:
           ganedit directions interfacegan --model G --attribute smile --attribute yaw -o faces.safetensors
           ganedit directions interfacegan --model G --attribute smile --condition yaw -o smile_not_yaw.safetensors
+          ganedit directions interfacegan --model G --attribute smile --fit regression --layers auto -o smile.safetensors
           ganedit directions interfacegan --model G --latents mine.safetensors --labels mine.csv --attribute smile -o d.safetensors
         """
         import torch
@@ -114,7 +151,11 @@ def register(cli: click.Group) -> None:
         from ganedit.edit import directions as D
 
         model = _load(model_path)
-        rows = _layers(layers, model)
+        auto = str(layers).strip() == "auto"
+        rows = None if auto else _layers(layers, model)
+        if auto and latents is not None:
+            raise ConfigError("--layers auto measures edits of generated images with the regressor: it does not "
+                              "work with --latents/--labels; give --layers a-b")
         if (latents is None) != (labels is None):
             raise ConfigError("--latents and --labels go together (your latents and their labels)")
         if latents is not None:
@@ -129,18 +170,29 @@ def register(cli: click.Group) -> None:
         plain: Dict[str, torch.Tensor] = {}
         for a in (attributes if set(conditions) & set(attributes) else ()):  # unconditioned vectors to condition on
             plain[a] = D.interfacegan(model, (w, label_table), attribute=a, extreme_fraction=extremes,
-                                      positive_class=positive_class, layers=rows, seed=seed).vector(0)
+                                      positive_class=positive_class, layers=rows, seed=seed, fit=fit).vector(0)
         parts = []
         for a in attributes:
             conds = _conditions([c for c in conditions if c != a], model, plain)
             part = D.interfacegan(model, (w, label_table), attribute=a, extreme_fraction=extremes,
                                   positive_class=positive_class, conditions=conds or None, layers=rows, seed=seed,
-                                  truncation=truncation)
+                                  truncation=truncation, fit=fit)
             part.meta["labels"] = "csv" if latents is not None else "regressor"
-            acc = part.meta["validation_accuracy"]
-            click.echo(f"{a}: validation accuracy {acc:.3f} on {part.meta['n_trained']} latents"
+            quality = (f"held-out R² {part.meta['validation_r2']:.3f}" if fit == "regression"
+                       else f"validation accuracy {part.meta['validation_accuracy']:.3f}")
+            click.echo(f"{a}: {quality} on {part.meta['n_trained']} latents"
                        + (f", conditioned on {', '.join(part.meta['conditioned_on'])}" if conds else ""), err=True)
+            if auto:  # other latents than the fit's (seed + 1), read by the same regressor
+                part = D.choose_layers(model, part, _regressor_readings(regressor), n_samples=layer_samples,
+                                       seed=seed + 1)
+                choice = part.meta["layer_choice"]
+                click.echo(f"{a}: layers {choice['rows'][0]}-{choice['rows'][1]} (change / leakage {choice['ratio']:.2f}; "
+                           f"all rows {choice['all_rows_ratio']:.2f})", err=True)
             parts.append(part)
+        if auto and len({p.layers for p in parts}) > 1:
+            chosen = ", ".join(f"{p.names[0]} {p.meta['layer_choice']['rows']}" for p in parts)
+            raise ConfigError(f"--layers auto chose different rows per attribute ({chosen}): a file holds one row "
+                              "range, so write one file per --attribute")
         result = D.combine(parts)
         _written(D.save_direction(out, result), result)
 
@@ -200,6 +252,10 @@ def register(cli: click.Group) -> None:
         click.echo(f"{path}: {d.method}, {len(d)} x {d.style_dim}-d, layers {rows}")
         g = d.generator or {}
         click.echo(f"generator: {g.get('size')} px, style_dim {g.get('style_dim')}, n_latent {g.get('n_latent')}, hash {g.get('hash')}")
+        choice = d.meta.get("layer_choice")
+        if choice:
+            click.echo(f"layers chosen on {choice['n_samples']} held-out latents: change / leakage {choice['ratio']:.2f} "
+                       f"on rows {choice['rows'][0]}-{choice['rows'][1]}, {choice['all_rows_ratio']:.2f} on all rows")
         for i, name in enumerate(d.names[:32]):
             extra = []
             if d.values is not None:

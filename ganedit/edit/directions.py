@@ -2,8 +2,11 @@
 
 * :func:`interfacegan` fits a linear classifier (logistic regression, in torch) between latents with and without
   an attribute; the unit normal of its boundary is the direction. Labels come from a function of the generated
-  images (e.g. the attribute regressor) or from the user, for given latents. :func:`project_out` makes a
-  direction *conditional*: orthogonal to chosen other directions, so moving along it leaves them unchanged.
+  images (e.g. the attribute regressor) or from the user, for given latents; ``fit="regression"`` fits ridge
+  regression of the scores on every sample instead. :func:`project_out` makes a direction *conditional*:
+  orthogonal to chosen other directions, so moving along it leaves them unchanged. :func:`choose_layers` restricts
+  a direction to the rows of w+ where, measured on held-out generated images, it changes its attribute most for
+  the least change of everything else the labeller reads.
 * :func:`ganspace` is the PCA of sampled w: components ordered by variance.
 * :func:`sefa` is closed form: the eigenvectors of ``A^T A`` where ``A`` stacks the (row-normalised) modulation
   weights of the chosen layers, i.e. the directions of w that change those layers' styles the most.
@@ -18,7 +21,8 @@ Every method returns a :class:`Directions`: K unit vectors [K, style_dim] with o
   metadata  ``format`` = "ganedit.direction", ``format_version`` = "1", ``meta`` = JSON with ``method``,
             ``names`` (one per vector), ``layers`` ([first, last] rows of w+, inclusive, or null for all),
             ``attribute`` (InterFaceGAN) and ``generator`` (:func:`ganedit.edit.latents.generator_fingerprint`),
-            plus the method's settings (sample count, seed, ...).
+            plus the method's settings (sample count, seed, ...; ``layer_choice`` when :func:`choose_layers`
+            picked the layers).
 
 :func:`load_direction` refuses (CheckpointError naming the file) a generator of another shape and warns when only
 its weights differ (a PTI-tuned generator, for instance), through :func:`ganedit.edit.latents.check_fits`.
@@ -41,6 +45,7 @@ from ganedit.formats.tagged import save_tagged
 FORMAT_NAME = "ganedit.direction"
 FORMAT_VERSION = 1
 METHODS = ("interfacegan", "ganspace", "sefa", "custom")
+FITS = ("classifier", "regression")
 
 LabelsFn = Callable[[torch.Tensor], Union[torch.Tensor, Mapping[str, torch.Tensor]]]
 Layers = Optional[Sequence[int]]
@@ -382,6 +387,49 @@ def fit_linear_boundary(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-4, step
     return (normal / normal.norm()).float(), accuracy
 
 
+RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def fit_linear_regression(x: torch.Tensor, y: torch.Tensor, val_fraction: float = 0.3, seed: int = 0,
+                          penalties: Sequence[float] = RIDGE_PENALTIES) -> Tuple[torch.Tensor, float]:
+    """Ridge regression of scores y [N] on features x [N, D]; returns (unit coefficient vector in the input space,
+    pointing towards higher scores; R² on a held-out ``val_fraction``, NaN when there is none).
+
+    Unlike the classifier on the extremes it uses every sample, which matters when the score is noisy: the
+    middle of the ranking still carries signal, and the extremes of a noisy score are partly noise. The penalty
+    (per sample, on standardised features) is chosen among ``penalties`` by held-out R², then the fit is redone
+    on all samples."""
+    x, y = x.double(), y.double()
+    n = x.shape[0]
+    if n < 3:
+        raise ConfigError(f"regression needs at least 3 labelled latents, got {n}")
+    if float(y.std()) < 1e-12:
+        raise ConfigError("every sample has the same score (is the attribute constant?)")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(n * val_fraction) if n >= 20 else 0
+    val, train = perm[:n_val], perm[n_val:]
+
+    def solve(rows: torch.Tensor, penalty: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        m, s = x[rows].mean(0), x[rows].std(0).clamp_min(1e-8)
+        xs, ym = (x[rows] - m) / s, y[rows].mean()
+        gram = xs.T @ xs + penalty * len(rows) * torch.eye(x.shape[1], dtype=x.dtype)
+        return torch.linalg.solve(gram, xs.T @ (y[rows] - ym)), m, s, ym
+
+    best, r2 = float(penalties[0]), float("nan")
+    if n_val:
+        scored = []
+        for penalty in penalties:
+            a, m, s, ym = solve(train, float(penalty))
+            residual = y[val] - ((x[val] - m) / s @ a + ym)
+            scored.append((1 - float(residual.square().mean() / y[val].var(unbiased=False).clamp_min(1e-12)), penalty))
+        r2, best = max(scored)
+    a, _, s, _ = solve(torch.arange(n), float(best))
+    coef = a / s
+    if float(coef.norm()) < 1e-12:
+        raise ConfigError("the regression found no direction (scores independent of w?)")
+    return (coef / coef.norm()).float(), r2
+
+
 def project_out(direction: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
     """The unit direction orthogonal to every vector of ``others`` (conditional editing: moving along the result
     leaves the linear scores of the other attributes unchanged)."""
@@ -422,6 +470,7 @@ def interfacegan(
     seed: int = 0,
     truncation: float = 1.0,
     batch_size: int = 64,
+    fit: str = "classifier",
 ) -> Directions:
     """InterFaceGAN direction of one attribute.
 
@@ -431,7 +480,13 @@ def interfacegan(
     :func:`label_samples` and reused for several attributes). Float labels are scores (the top and bottom
     ``extreme_fraction`` are the two classes), integer labels are classes (see :func:`split_extremes`).
     ``conditions`` maps names to directions that the result is made orthogonal to (conditional editing).
+
+    ``fit``: "classifier" (the paper: logistic regression on the extremes; ``values`` holds its validation
+    accuracy) or "regression" (ridge regression of the scores on w over every sample, see
+    :func:`fit_linear_regression`; ``values`` holds its held-out R²). Classes are regressed as 0/1 targets.
     """
+    if fit not in FITS:
+        raise ConfigError(f"fit must be one of {FITS}, got {fit!r}")
     if callable(labels):
         w, merged = label_samples(G, labels, n_samples, seed, truncation, batch_size)
         source = "generated"
@@ -449,24 +504,148 @@ def interfacegan(
         raise ConfigError(f"{scores.shape[0]} labels for {w.shape[0]} latents")
     if w.shape[1] != int(stylegan_generator(G).style_dim):
         raise ConfigError(f"latents have {w.shape[1]} dims, the generator's W has {stylegan_generator(G).style_dim}")
-    idx, target = split_extremes(scores, extreme_fraction, positive_class)
-    normal, accuracy = fit_linear_boundary(w[idx], target, seed=seed)
+    is_score = torch.is_floating_point(scores) and positive_class is None
+    if fit == "regression":
+        idx = torch.arange(len(scores))
+        target = scores.double() if is_score else split_extremes(scores, extreme_fraction, positive_class)[1]
+        normal, accuracy = fit_linear_regression(w, target, seed=seed)
+    else:
+        idx, target = split_extremes(scores, extreme_fraction, positive_class)
+        normal, accuracy = fit_linear_boundary(w[idx], target, seed=seed)
     raw = normal
     if conditions:
         normal = project_out(normal, list(conditions.values()))
     projections = w @ normal
     name = attribute or "attribute"
-    is_score = torch.is_floating_point(scores) and positive_class is None
+    quality = {"validation_r2": accuracy} if fit == "regression" else {"validation_accuracy": accuracy}
     return Directions(
         vectors=normal.unsqueeze(0), names=[name], method="interfacegan",
         layers=None if layers is None else _as_range(layers), generator=generator_fingerprint(G),
         values=torch.tensor([accuracy]), scales=projections.std().reshape(1),
         meta={"attribute": name, "labels": source, "n_samples": int(w.shape[0]), "n_trained": int(len(idx)),
-              "extreme_fraction": extreme_fraction if is_score else None,
-              "positive_class": positive_class, "validation_accuracy": accuracy, "seed": seed, "truncation": truncation,
+              "fit": fit, "extreme_fraction": extreme_fraction if is_score and fit == "classifier" else None,
+              "positive_class": positive_class, **quality, "seed": seed, "truncation": truncation,
               "conditioned_on": sorted(conditions) if conditions else [],
               "cosine_to_unconditioned": float(raw @ normal)},
     )
+
+
+# ----------------------------------------------------------------------------------------------- layer choice
+
+
+def smooth_readings(labels: Union[torch.Tensor, Mapping[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """The readings of a label function that an edit can change smoothly, as float [N] each: float factors (a
+    vector-valued one as ``name[i]`` per column); class labels are left out (a class flips only at a boundary,
+    so the mean change of a class index says little). A plain tensor is the factor "attribute"."""
+    if not isinstance(labels, Mapping):
+        labels = {"attribute": labels}
+    out: Dict[str, torch.Tensor] = {}
+    for name, value in labels.items():
+        value = torch.as_tensor(value)
+        if not torch.is_floating_point(value):
+            continue
+        if value.dim() == 1:
+            out[str(name)] = value.float()
+        elif value.dim() == 2:
+            out.update({f"{name}[{i}]": value[:, i].float() for i in range(value.shape[1])})
+    return out
+
+
+@torch.no_grad()
+def layer_effects(G: Any, vector: torch.Tensor, labels_fn: LabelsFn, step: float, n_samples: int = 128,
+                  seed: int = 0, truncation: float = 1.0, batch_size: int = 64) -> Tuple[Dict[str, torch.Tensor], Dict[str, float]]:
+    """What moving one row of w+ along ``vector`` does, row by row, on ``n_samples`` latents drawn with ``seed``.
+
+    Returns ``({reading: [n_latent]}, {reading: spread})``: for each row l, the mean change of every smooth
+    reading of ``labels_fn`` (:func:`smooth_readings`) between ``w - step*vector`` and ``w + step*vector`` on row
+    l alone, halved (the change per ``step``); and each reading's standard deviation over the unedited images."""
+    g = stylegan_generator(G)
+    n_latent = int(g.n_latent)
+    w = sample_w(G, n_samples, seed, truncation)
+    base = smooth_readings(labels_fn(render_w(G, w, batch_size)))
+    spread = {k: float(v.std()) for k, v in base.items()}
+    d = vector.reshape(1, -1).float()
+    effects = {k: torch.zeros(n_latent) for k in base}
+    for row in range(n_latent):
+        moved = {}
+        for sign in (1.0, -1.0):
+            wplus = w.unsqueeze(1).repeat(1, n_latent, 1)
+            wplus[:, row] += sign * step * d
+            moved[sign] = smooth_readings(labels_fn(render_w(G, wplus, batch_size)))
+        for k in effects:
+            effects[k][row] = float((moved[1.0][k] - moved[-1.0][k]).mean()) / 2
+    return effects, spread
+
+
+def rank_layer_ranges(effects: Mapping[str, torch.Tensor], target: str, spread: Optional[Mapping[str, float]] = None,
+                      min_rows: int = 1, tolerance: float = 0.05) -> List[Tuple[range, float, float, float]]:
+    """Every contiguous range of w+ rows (at least ``min_rows`` long) as ``(rows, change, leakage, ratio)``,
+    the chosen one first, then by decreasing ratio.
+
+    The effect of editing several rows is taken as the sum of the rows' effects (first order: for edits of about
+    one sigma the readings respond nearly linearly), so one pass over single rows (:func:`layer_effects`) scores
+    all ranges. Change and leakage are in units of each reading's ``spread``: change = the target's mean change,
+    leakage = the root mean square change of every other reading; ratio = |change| / leakage.
+
+    The chosen range is, of the ranges whose ratio is within ``tolerance`` (relative) of the best, the one that
+    changes the target most. Without it a single row would usually win: a sum of rows is never purer than its
+    purest row unless their leakages cancel, yet one row alone changes the attribute little per sigma, so it
+    needs large, out-of-distribution strengths; and ratios measured on a few samples differ by a few percent by
+    chance anyway."""
+    if target not in effects:
+        raise ConfigError(f"no smooth reading named {target!r} to choose layers by (readings: {', '.join(sorted(effects))})")
+    others = [k for k in effects if k != target]
+    if not others:
+        raise ConfigError("choosing layers needs readings of other factors than the target (to measure leakage)")
+    scale = {k: max(float(spread[k]) if spread and k in spread else 1.0, 1e-12) for k in effects}
+    n_latent = int(effects[target].numel())
+    if not 1 <= min_rows <= n_latent:
+        raise ConfigError(f"min_rows must be in 1..{n_latent}, got {min_rows}")
+    cumulative = {k: torch.cat([torch.zeros(1), effects[k].double().cumsum(0)]) / scale[k] for k in effects}
+    ranked = []
+    for start in range(n_latent):
+        for stop in range(start + min_rows, n_latent + 1):
+            total = {k: float(c[stop] - c[start]) for k, c in cumulative.items()}
+            leak = math.sqrt(sum(total[k] ** 2 for k in others) / len(others))
+            change = total[target]
+            ranked.append((range(start, stop), change, leak, abs(change) / leak if leak > 0 else float("inf")))
+    ranked.sort(key=lambda r: -r[3])
+    if not 0 <= tolerance < 1:
+        raise ConfigError(f"tolerance must be in [0, 1), got {tolerance}")
+    near = [r for r in ranked if r[3] >= ranked[0][3] * (1 - tolerance)]
+    best = max(near, key=lambda r: abs(r[1]))
+    return [best] + [r for r in ranked if r is not best]
+
+
+def choose_layers(G: Any, directions: Directions, labels_fn: LabelsFn, key: Union[int, str] = 0,
+                  target: Optional[str] = None, n_samples: int = 128, seed: int = 1, strength: float = 1.0,
+                  min_rows: int = 1, tolerance: float = 0.05, batch_size: int = 64) -> Directions:
+    """A copy of ``directions`` meant for the rows of w+ where the vector ``key`` changes ``target`` (default:
+    the vector's name) most for the least change of everything else ``labels_fn`` reads.
+
+    Data-driven (InterFaceGAN fits one vector in W, but an attribute usually lives in a few style layers, and an
+    edit of every row also moves what the other rows control): on ``n_samples`` latents drawn with ``seed`` (use
+    other samples than the ones the vector was fitted on), each row is edited by +-``strength`` sigmas alone
+    (:func:`layer_effects`, sigma = the file's scale, else 1 in W), and the contiguous range with the best
+    change / leakage ratio wins (:func:`rank_layer_ranges`; of ranges within ``tolerance`` of the best ratio, the
+    one with the largest change). The file records the choice (``meta.layer_choice``:
+    the samples, the all-rows ratio and the chosen one)."""
+    i = directions.index(key)
+    vector = directions.vectors[i]
+    name = target or directions.names[i]
+    sigma = float(directions.scales[i]) if directions.scales is not None else 1.0
+    effects, spread = layer_effects(G, vector, labels_fn, strength * sigma, n_samples, seed, batch_size=batch_size)
+    ranked = rank_layer_ranges(effects, name, spread, min_rows, tolerance)
+    rows, change, leak, ratio = ranked[0]
+    n_latent = int(stylegan_generator(G).n_latent)
+    every = next(r for r in ranked if r[0] == range(0, n_latent))
+    meta = dict(directions.meta)
+    meta["layer_choice"] = {"target": name, "n_samples": int(n_samples), "seed": int(seed), "strength": strength,
+                            "tolerance": tolerance, "rows": [rows.start, rows.stop - 1], "ratio": ratio, "change": change, "leakage": leak,
+                            "all_rows_ratio": every[3], "readings": len(effects)}
+    return Directions(directions.vectors, list(directions.names), directions.method,
+                      None if rows == range(0, n_latent) else rows, directions.generator, directions.values,
+                      directions.scales, directions.mean, meta, directions.path)
 
 
 def combine(parts: Sequence[Directions]) -> Directions:
