@@ -187,6 +187,21 @@ def task_table(label: str, task: str, model, inputs: torch.Tensor, truth: torch.
     return rows, bars, base
 
 
+def extra_grid_rows(task: str, inputs: torch.Tensor, out: torch.Tensor, truth: torch.Tensor, factors: List[int]) -> list:
+    """The output as `ganedit psp` writes it, where that differs from the decoder image (inpaint, super_resolution)."""
+    if task == "inpaint":
+        from ganedit.models.psp import keep_known_pixels
+
+        return [("known kept", keep_known_pixels(inputs, out).clamp(-1, 1))]
+    if task == "super_resolution":
+        from ganedit.data.degrade import downsample
+        from ganedit.models.psp import back_project
+
+        return [("back-projected", torch.cat([back_project(out[i:i + 1], downsample(truth[i:i + 1], factors[i % len(factors)]))
+                                              for i in range(len(out))]).clamp(-1, 1))]
+    return []
+
+
 def restyle_line(model, inputs: torch.Tensor, truth: torch.Tensor, iters: int = 5) -> str:
     with torch.no_grad():
         steps = [torch.cat(parts) for parts in zip(*[[img for _, img in model.restyle_steps(inputs[i:i + 16], iters)]
@@ -290,7 +305,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             args.grid.mkdir(parents=True, exist_ok=True)
             k = min(8, args.n)
             grid_rows = [("input", inputs[:k, :3].expand(-1, 3, -1, -1).clamp(-1, 1)), ("truth G(w+)", truth[:k]),
-                         (label, recon[:k])]
+                         (label, recon[:k])] + extra_grid_rows(task, inputs[:k], recon[:k], truth[:k], args.factors)
             if base is not None:
                 grid_rows.append(("baseline", base[:k]))
             grid_rows += [(nn_label, nn_all[0][:k]), ("mean latent", mean_img[:k])]
@@ -313,6 +328,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if task == "segmentation":
             shown = (w_inputs.argmax(1, keepdim=True).float() / max(1, w_inputs.shape[1] - 1) * 2 - 1)
         grid_rows = [("input", shown[:k, :3].expand(-1, 3, -1, -1).clamp(-1, 1)), ("world truth", world[:k]), (label, w_out[:k])]
+        grid_rows += extra_grid_rows(task, w_inputs[:k], w_out[:k], world[:k], args.factors)
         if w_base is not None:
             grid_rows.append(("baseline", w_base[:k]))
         grid_rows.append((nn_label, w_nn[:k]))
