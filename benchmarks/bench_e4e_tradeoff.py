@@ -103,6 +103,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--regressor", default=None, help="attribute regressor (default: the shipped one)")
     ap.add_argument("--n", type=int, default=32, help="in-domain and world images")
     ap.add_argument("--strength", type=float, default=2.0, help="edit strength (sigmas of sampled w along d)")
+    ap.add_argument("--grid", type=Path, default=None,
+                    help="write one labelled grid per encoder here: truth, reconstruction, each direction at -s and +s")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section e4e-tradeoff")
     args = ap.parse_args(argv)
 
@@ -145,6 +147,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     origin = [f"| truth codes | {float(truth_dist.mean()):.2f} | {float(truth_dist[0]):.2f} | {float(truth_dist[1:].mean()):.2f} "
               f"| {float(truth_dist[1:].max()):.2f} |"]
     summary: Dict[str, Dict[str, float]] = {}
+    shown = min(8, args.n)
+    grids: Dict[str, List[Tuple[str, torch.Tensor]]] = {}
     for label, model, path in encoders:
         model.eval()
         with torch.no_grad():
@@ -154,6 +158,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             w_world = batched(model.encode, world)
             rec_world = batched(lambda w: model.decode(w).clamp(-1, 1), w_world)
         d_in, d_world = scores(rec, truth), scores(rec_world, world)
+        grids[label] = [("truth G(w+)", truth[:shown]), (f"{label} recon.", rec[:shown])]
         leaks, lecs, floors, relatives, dists = [], [], [], [], []
         for factor, dirs in directions:
             if factor not in spread:
@@ -167,6 +172,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                     images = batched(lambda w: model.decode(w).clamp(-1, 1), edited)
                     readings[sign] = scalar_readings(images, R)
                     back = batched(model.encode, images)
+                grids[label].append((f"{factor} {sign * args.strength:+g}s", images[:shown]))
                 lec.append(relative_drift(back - delta, w_in, delta))
                 floor.append(relative_drift(back_unedited, w_in, delta))
                 relative.append(relative_drift(back - delta, back_unedited, delta))
@@ -214,6 +220,17 @@ def main(argv: Optional[List[str]] = None) -> None:
                   f"{b['leak'] / a['leak']:.2f}x, LEC {b['lec'] / a['lec']:.2f}x, W distance {b['dist'] / a['dist']:.2f}x "
                   f"(issue 14's bar: e4e leaks less and has the lower LEC: "
                   f"{'met' if b['leak'] < a['leak'] and b['lec'] < a['lec'] else 'not met'})."]
+    if args.grid is not None:
+        from ganedit.cli.demo import labelled_rows
+
+        args.grid.mkdir(parents=True, exist_ok=True)
+        names = []
+        for label, grid_rows in grids.items():
+            name = f"edits_{''.join(ch if ch.isalnum() else '_' for ch in label.lower())}.png"
+            labelled_rows(grid_rows, args.grid / name)
+            names.append(f"`{args.grid}/{name}`")
+        lines += ["", f"Grids (the first {shown} in-domain images; rows: truth, reconstruction, each direction at -s and +s "
+                  f"sigma, decoded from the encoder's codes): " + ", ".join(names) + "."]
     text = "## Distortion against editability: encoders on ground truth (issue 14 §3)\n\n" + "\n".join(lines) + "\n"
     print(text)
     if args.write:
