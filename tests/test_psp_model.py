@@ -96,7 +96,10 @@ def test_restyle_steps_add_residuals_from_the_average():
             torch.testing.assert_close(img_k, model.decode(w_k))
             w, current = w_k, img_k
         assert not torch.allclose(steps[0][1], steps[2][1])  # the image changes from step to step
-        torch.testing.assert_close(model.encode(x), model.restyle_steps(x, 5)[-1][0])
+        torch.testing.assert_close(model.encode(x), model.restyle_steps(x, 5)[-1][0])  # official inference default
+        three = tiny_psp(encoder=tiny_encoder(input_nc=6), restyle=True, restyle_iters=3)
+        torch.testing.assert_close(three.encode(x), three.restyle_steps(x, 3)[-1][0])  # the steps it was trained with
+        assert three.config["restyle_iters"] == 3
     with pytest.raises(ConfigError, match="ReStyle"):
         tiny_psp().restyle_steps(x, 2)
 

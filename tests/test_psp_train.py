@@ -97,7 +97,7 @@ def test_restyle_training_runs_each_iteration(tmp_path, decoder):
     rows = [r for r in _rows(run) if "loss/l2_iter1" in r]
     assert len(rows) == 2 and "loss/l2_iter0" in rows[0]
     model = ganedit.load(run / "model")
-    assert model.restyle and model.encoder.input_nc == 6
+    assert model.restyle and model.encoder.input_nc == 6 and model.restyle_iters == 2  # encode() runs what it trained with
     with torch.no_grad():
         assert len(model.restyle_steps(torch.zeros(1, 3, 16, 16), 3)) == 3
 

@@ -136,7 +136,7 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
 
     from ganedit.data.io import write_image
     from ganedit.edit.latents import generator_fingerprint, save_latents
-    from ganedit.models.psp import RESTYLE_ITERS, back_project, keep_known_pixels
+    from ganedit.models.psp import back_project, keep_known_pixels
     from ganedit.errors import ConfigError
 
     from ganedit.cli._options import resolve_device
@@ -159,7 +159,7 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
             chunk = files[start:start + batch]
             x = torch.cat([task_input(model, f, task, mask_t) for f in chunk]).to(dev)
             if model.restyle:
-                steps = model.restyle_steps(x, iters or RESTYLE_ITERS)
+                steps = model.restyle_steps(x, iters or model.restyle_iters)
                 wplus = steps[-1][0]
                 if iters:
                     for k, (_, images) in enumerate(steps):

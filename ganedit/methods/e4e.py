@@ -111,7 +111,8 @@ class E4EMethod(PSPMethod):
         spec = {k: v for k, v in self.encoder_spec(0, int(g_config["style_dim"])).items() if k != "type"}
         spec["n_styles"] = 2 * (int(g_config["size"]).bit_length() - 1) - 2
         return E4E(spec, g_config, start_from_latent_avg=self.cfg["start_from_latent_avg"], output_pool=int(self.cfg["size"]),
-                   latent_discriminator={"style_dim": int(g_config["style_dim"]), "n_mlp": 4}, restyle=self.cfg["restyle"])
+                   latent_discriminator={"style_dim": int(g_config["style_dim"]), "n_mlp": 4}, restyle=self.cfg["restyle"],
+                   restyle_iters=int(self.cfg["restyle_iters"]))
 
     def similarity_term(self) -> Tuple[str, float]:
         return str(self.cfg["similarity"]), float(self.cfg["similarity_lambda"])

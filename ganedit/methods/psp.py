@@ -316,7 +316,8 @@ class PSPMethod(Method):
         n_latent = 2 * (int(g_config["size"]).bit_length() - 1) - 2
         return PSP(self.encoder_spec(n_latent, int(g_config["style_dim"])), g_config, start_from_latent_avg=c["start_from_latent_avg"],
                    learn_in_w=c["learn_in_w"], output_pool=int(c["size"]), task=c["task"],
-                   label_nc=len(CLASSES) if c["task"] == "segmentation" else 0, restyle=c["restyle"])
+                   label_nc=len(CLASSES) if c["task"] == "segmentation" else 0, restyle=c["restyle"],
+                   restyle_iters=int(c["restyle_iters"]))
 
     def extra_optimizers(self, model: PSP) -> Optimizers:
         return {}

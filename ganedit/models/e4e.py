@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model
-from ganedit.models.psp import COARSE_END, ENCODER_TYPES, MIDDLE_END, PSP, GradualStyleEncoder, upsample_add
+from ganedit.models.psp import COARSE_END, ENCODER_TYPES, MIDDLE_END, PSP, RESTYLE_ITERS, GradualStyleEncoder, upsample_add
 
 # The official ProgressiveStage enum: WTraining = 0, Delta1Training .. Delta17Training = 1..17, Inference = 18.
 INFERENCE_STAGE = 18
@@ -78,10 +78,11 @@ class E4E(PSP):
 
     def __init__(self, encoder: Mapping, decoder: Mapping, start_from_latent_avg: bool = True,
                  latent_discriminator: Optional[Mapping] = None, latent_avg_rows: Optional[int] = None,
-                 output_pool: Optional[int] = 256, restyle: bool = False) -> None:
+                 output_pool: Optional[int] = 256, restyle: bool = False,
+                 restyle_iters: int = RESTYLE_ITERS) -> None:
         spec = {"type": "Encoder4Editing", **dict(encoder)}
         super().__init__(spec, decoder, start_from_latent_avg=start_from_latent_avg, latent_avg_rows=latent_avg_rows,
-                         output_pool=output_pool, restyle=restyle)
+                         output_pool=output_pool, restyle=restyle, restyle_iters=restyle_iters)
         if latent_discriminator is not None:
             self.latent_discriminator = LatentCodesDiscriminator(**latent_discriminator)
 

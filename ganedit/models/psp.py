@@ -218,14 +218,15 @@ class PSP(nn.Module):
     ``start_from_latent_avg``: the encoder predicts an offset from ``latent_avg`` ([n_styles, dim], or [1, dim]
     with ``learn_in_w``). ``output_pool``: the official ``face_pool`` side (256), None to keep the decoder's size.
     ``task`` names what the encoder reads (see TASKS; ``label_nc`` classes for segmentation). ``restyle``: the
-    encoder reads [image, current reconstruction] and predicts a residual (ReStyle).
+    encoder reads [image, current reconstruction] and predicts a residual (ReStyle); ``restyle_iters`` refinement
+    steps make ``encode``'s answer (training sets it to the steps it trained with; official inference: 5).
     """
 
     encoder_types: Dict[str, type] = ENCODER_TYPES
 
     def __init__(self, encoder: Mapping, decoder: Mapping, start_from_latent_avg: bool = True, learn_in_w: bool = False,
                  latent_avg_rows: Optional[int] = None, output_pool: Optional[int] = 256, task: str = "encode",
-                 label_nc: int = 0, restyle: bool = False) -> None:
+                 label_nc: int = 0, restyle: bool = False, restyle_iters: int = RESTYLE_ITERS) -> None:
         super().__init__()
         spec = dict(encoder)
         kind = spec.pop("type", "GradualStyleEncoder")
@@ -238,6 +239,9 @@ class PSP(nn.Module):
         self.decoder = Generator(**decoder)
         self.start_from_latent_avg, self.learn_in_w = start_from_latent_avg, learn_in_w
         self.output_pool, self.task, self.label_nc, self.restyle = output_pool, task, label_nc, restyle
+        if int(restyle_iters) < 1:
+            raise ConfigError(f"restyle_iters must be >= 1, got {restyle_iters}")
+        self.restyle_iters = int(restyle_iters)  # the refinement steps encode() runs: those the model was trained with
         rows = latent_avg_rows if latent_avg_rows is not None else (1 if learn_in_w else self.decoder.n_latent)
         self.register_buffer("latent_avg", torch.zeros(rows, self.decoder.style_dim))
 
@@ -275,7 +279,7 @@ class PSP(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Encoder input [B, input_nc, H, W] -> w+ [B, n_latent, style_dim] (a single w is repeated)."""
         if self.restyle:
-            return self.restyle_steps(images, RESTYLE_ITERS)[-1][0]
+            return self.restyle_steps(images, self.restyle_iters)[-1][0]
         codes = self.encoder(self.to_encoder_input(images))
         if self.start_from_latent_avg:
             codes = self.add_latent_avg(codes)
