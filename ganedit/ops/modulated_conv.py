@@ -7,7 +7,9 @@
   batch, which CPU conv kernels and channels_last handle far better than a grouped conv; it costs one pass
   over the input (x * s) and one over the output (* d, merged with the optional ``add`` term).
 
-Both give the same numbers up to float rounding; ``fused=None`` picks per call (:func:`use_fused_form`).
+Both give the same numbers up to float rounding; ``fused=None`` picks per call (:func:`use_fused_form`), and
+then runs a 1x1 kernel on channels_last activations (a ToRGB) as one batched matrix product with the
+per-sample weights (:func:`_pointwise`): CPU conv kernels are slow with 3 output channels.
 """
 from __future__ import annotations
 
@@ -74,6 +76,8 @@ def modulated_conv2d(
     :func:`weight_sq`. ``fused`` forces a form (None: :func:`use_fused_form`).
     """
     if fused is None:
+        if _pointwise_ok(x, weight, upsample, downsample):
+            return _pointwise(x, weight, style, demodulate, eps, add, wsq)
         fused = use_fused_form(x, weight)
     if fused:
         return _fused(x, weight, style, demodulate, upsample, downsample, blur_kernel, eps, add, wsq)
@@ -88,6 +92,31 @@ def _inplace_ok(t: torch.Tensor) -> bool:
 def _add(out: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
     add = add.to(out.dtype)
     return out.add_(add) if _inplace_ok(out) and _inplace_ok(add) else out + add
+
+
+def _same_shape_or_reshape(t: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """``t.reshape(shape)``, but ``t`` itself when the shape does not change: a no-op reshape of a channels_last
+    batch of one re-derives its strides (batch stride = C), and the CPU depthwise conv then falls back to NCHW,
+    ~8x slower, and hands NCHW on to every later layer."""
+    return t if tuple(t.shape) == tuple(shape) else t.reshape(shape)
+
+
+def _pointwise_ok(x: torch.Tensor, weight: torch.Tensor, upsample: bool, downsample: bool) -> bool:
+    return (weight.shape[2] == weight.shape[3] == 1 and not (upsample or downsample) and x.dim() == 4 and x.shape[1] > 1
+            and x.is_contiguous(memory_format=torch.channels_last) and not torch.jit.is_tracing())
+
+
+def _pointwise(x, weight, style, demodulate, eps, add, wsq):
+    """1x1 modulated conv on channels_last x: rows of x (one per pixel) times each sample's modulated weight.
+    The activations are read once and never rescaled; the output is a channels_last view."""
+    b, in_ch, h, w = x.shape
+    out_ch = weight.shape[0]
+    wb = weight.reshape(1, out_ch, in_ch) * style.reshape(b, 1, in_ch).to(weight.dtype)
+    if demodulate:
+        wb = wb * demodulation(weight, style, eps, wsq).reshape(b, out_ch, 1).to(weight.dtype)
+    rows = x.permute(0, 2, 3, 1).reshape(b, h * w, in_ch)  # a view: channels_last memory is [B, H, W, C]
+    out = torch.bmm(rows, wb.to(x.dtype).transpose(1, 2)).reshape(b, h, w, out_ch).permute(0, 3, 1, 2)
+    return out if add is None else _add(out, add)
 
 
 def _fused(x, weight, style, demodulate, upsample, downsample, blur_kernel, eps, add, wsq):
@@ -122,13 +151,13 @@ def _grouped(x, weight, style, demodulate, upsample, downsample, blur_kernel, ep
         wb = wb * demodulation(weight, style, eps, wsq).reshape(b, out_ch, 1, 1, 1).to(weight.dtype)
     if upsample:
         wt = wb.transpose(1, 2).reshape(b * in_ch, out_ch, k, k)
-        out = F.conv_transpose2d(x.reshape(1, b * in_ch, h, w), wt, stride=2, groups=b)
-        out = out.reshape(b, out_ch, out.shape[2], out.shape[3])
+        out = F.conv_transpose2d(_same_shape_or_reshape(x, (1, b * in_ch, h, w)), wt, stride=2, groups=b)
+        out = _same_shape_or_reshape(out, (b, out_ch, out.shape[2], out.shape[3]))
         return upfirdn2d(out, blur_kernel, pad=_fir_pads(blur_kernel.shape[0], k, True))
     if downsample:
         x = upfirdn2d(x, blur_kernel, pad=_fir_pads(blur_kernel.shape[0], k, False))
         h, w = x.shape[2], x.shape[3]
-        out = F.conv2d(x.reshape(1, b * in_ch, h, w), wb.reshape(b * out_ch, in_ch, k, k), stride=2, groups=b)
+        out = F.conv2d(_same_shape_or_reshape(x, (1, b * in_ch, h, w)), wb.reshape(b * out_ch, in_ch, k, k), stride=2, groups=b)
     else:
-        out = F.conv2d(x.reshape(1, b * in_ch, h, w), wb.reshape(b * out_ch, in_ch, k, k), padding=k // 2, groups=b)
-    return out.reshape(b, out_ch, out.shape[2], out.shape[3])
+        out = F.conv2d(_same_shape_or_reshape(x, (1, b * in_ch, h, w)), wb.reshape(b * out_ch, in_ch, k, k), padding=k // 2, groups=b)
+    return _same_shape_or_reshape(out, (b, out_ch, out.shape[2], out.shape[3]))
