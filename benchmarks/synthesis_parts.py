@@ -3,7 +3,8 @@
 A TorchDispatchMode times every aten call of one forward (CPU, synchronous, so wall time per call is its cost)
 and counts its FLOPs with torch.utils.flop_counter's formulas; forward hooks tell which layer issued it. The
 part is named from the layer and the op: the 3x3 modulated conv, the up-sampling (transposed) conv and its FIR
-blur, the modulation/demodulation passes, noise, bias + leaky ReLU, toRGB, the skip image's up-sampling.
+blur, the elementwise passes of modulation, demodulation, noise and bias, the leaky ReLU, toRGB, the skip image's
+up-sampling and sum.
 Bytes are the sizes of every tensor read and written (a lower bound on memory traffic), so memory-bound parts
 show as a high GB/s and a low GFLOP/s.
 """
@@ -20,8 +21,8 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry
 
 # rows of the table, in the order a layer runs them
-PARTS = ("styles (affine)", "modulate / demodulate", "3x3 conv", "up conv (transposed 3x3)", "up-conv FIR blur",
-         "noise", "bias + lrelu", "toRGB (1x1 conv + bias)", "skip upsample (FIR)", "skip add", "other")
+PARTS = ("styles (affine)", "modulate, demodulate, noise, bias", "3x3 conv", "up conv (transposed 3x3)", "up-conv phase interleave",
+         "up-conv FIR blur", "leaky ReLU", "toRGB (1x1 conv + bias)", "skip upsample (FIR)", "skip add", "other")
 
 
 def _layer_resolution(name: str) -> int:
@@ -35,31 +36,31 @@ def _layer_resolution(name: str) -> int:
     return 4
 
 
-def _part(names: List[str], func, args) -> str:
+def _part(names: List[str], leaf_module: object, func, args) -> str:
     """The part of the synthesis this aten call belongs to, from the enclosing layers and the op."""
     leaf = names[-1] if names else ""
     op = func._overloadpacket.__name__
     in_rgb = any(n.startswith("to_rgb") for n in names)
     if leaf.endswith("modulation"):
         return "styles (affine)"
-    if leaf.endswith(".noise"):
-        return "noise"
-    if leaf.endswith(".activate"):
-        return "bias + lrelu"
+    if leaf.endswith(".activate") or op in ("leaky_relu", "leaky_relu_"):
+        return "leaky ReLU"
     if leaf.endswith(".upsample") and in_rgb:
         return "skip upsample (FIR)"
     if in_rgb:
         return "skip add" if (op in ("add", "add_") and leaf.count(".") == 1 and args[0].shape[1] == 3
                               and args[1].dim() == 4 and args[1].shape[2] > 1) else "toRGB (1x1 conv + bias)"
+    upsampling = getattr(leaf_module, "upsample", False) is True
     if op == "convolution":
         transposed, groups = args[6], args[8]
-        if groups > 1 and groups == args[0].shape[1]:
+        if groups > 1 and groups == args[0].shape[1] and args[1].shape[1] == 1:
             return "up-conv FIR blur"
-        return "up conv (transposed 3x3)" if transposed else "3x3 conv"
-    if op == "addcmul":  # out * d + noise in one pass: count it with demodulation
-        return "modulate / demodulate"
-    if leaf.endswith(".conv"):
-        return "modulate / demodulate"
+        # the up conv's four phase convolutions (ganedit.ops.transposed_conv) count as the up conv
+        return "up conv (transposed 3x3)" if (transposed or upsampling) else "3x3 conv"
+    if upsampling and op in ("copy_", "empty", "empty_strided", "flip", "clone"):
+        return "up-conv phase interleave"
+    if leaf.endswith(".conv") or leaf.endswith(".noise") or re.fullmatch(r"(convs\.\d+|conv1)", leaf):
+        return "modulate, demodulate, noise, bias"
     return "other"
 
 
@@ -68,7 +69,7 @@ def _nbytes(t: torch.Tensor) -> int:
 
 
 class _OpTimer(TorchDispatchMode):
-    def __init__(self, stack: List[str]) -> None:
+    def __init__(self, stack: List[Tuple[str, object]]) -> None:
         super().__init__()
         self.stack = stack
         self.rows: Dict[Tuple[int, str], List[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0])  # s, flop, bytes, calls
@@ -82,9 +83,9 @@ class _OpTimer(TorchDispatchMode):
         flops = flop_registry[packet](*args, **kwargs, out_val=out) if packet in flop_registry else 0
         tensors = {id(t): t for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)}
         moved = sum(_nbytes(t) for t in tensors.values())
-        names = list(self.stack)
+        names = [n for n, _ in self.stack]
         res = max((_layer_resolution(n) for n in names), default=4)
-        row = self.rows[(res, _part(names, func, args))]
+        row = self.rows[(res, _part(names, self.stack[-1][1] if self.stack else None, func, args))]
         row[0] += seconds
         row[1] += flops
         row[2] += moved
@@ -94,13 +95,13 @@ class _OpTimer(TorchDispatchMode):
 
 def profile_synthesis(generator: torch.nn.Module, forward: Callable[[], object]) -> Dict[Tuple[int, str], List[float]]:
     """Run ``forward`` once under the op timer; {(resolution, part): [seconds, flops, bytes, calls]}."""
-    stack: List[str] = []
+    stack: List[Tuple[str, object]] = []
     handles = []
     for name, module in generator.named_modules():
         if not name:
             continue
         # (a hook that returned a value would replace the input or output)
-        handles.append(module.register_forward_pre_hook(lambda m, a, n=name: stack.append(n) and None))
+        handles.append(module.register_forward_pre_hook(lambda m, a, n=name: stack.append((n, m)) and None))
         handles.append(module.register_forward_hook(lambda m, a, o: stack.pop() and None))
     try:
         with torch.no_grad(), _OpTimer(stack) as timer:
