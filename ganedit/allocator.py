@@ -3,9 +3,9 @@
 Why: glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and unmaps it on
 free. PyTorch's CPU allocator has no cache, so each large activation (a 1024 px StyleGAN2 layer: 134 MB per image)
 starts as untouched pages, and the first write to each 4 KiB page faults into the kernel, which zeroes it. On the
-test machine that made a copy of 134 MB take 0.19 s instead of 0.025 s, and a 1024 px synthesis spend about a third
-of its time in page faults (``python -m benchmarks.bench_psp``, BENCHMARKS.md). With the thresholds raised, freed
-blocks return to malloc's heap and the next layer reuses them, already mapped.
+test machine that made a copy of 134 MB take 0.19 s instead of 0.025 s; the 1024 px decoder's figures with and
+without it are in BENCHMARKS.md (``python -m benchmarks.bench_psp``). With the thresholds raised, freed blocks
+return to malloc's heap and the next layer reuses them, already mapped.
 
 The cost: the process keeps its peak heap size until it exits (the memory is reused, not returned to the OS).
 """
