@@ -6,10 +6,11 @@ four (row, column) parities of the output is an ordinary convolution of the inpu
 multiply-adds, no zero insertion.
 
 Why: on the CPU, oneDNN's transposed conv runs at about half the speed of its ordinary conv when the layer has few
-output channels: StyleGAN2's 256-1024 px up-sampling convs (128, 64, 32 outputs), 40% of the 1024 px decoder's
-time. Split, they ran 1.5-1.8x faster (1 thread, batch 1 and 4, ``python -m benchmarks.bench_psp`` has the
-per-part table); at 256 outputs and more there was no gain, so those keep the standard call. The split is used
-for inference on channels_last CPU tensors only (its backward is not measured).
+output channels, as StyleGAN2's 256-1024 px up-sampling convs do (128, 64, 32 outputs; all up-sampling convs
+were 38% of the 1024 px decoder's time at batch 4). Split, those three layers ran 1.6x (batch 1) and 1.8x (batch 4)
+faster, interleaving included (1 thread; ``python -m benchmarks.bench_psp`` prints the per-part table); at 256
+outputs and more a micro-benchmark showed no gain, so those keep the standard call. The split is used for
+inference on channels_last CPU tensors only (its backward is not measured).
 """
 from __future__ import annotations
 
