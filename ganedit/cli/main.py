@@ -22,7 +22,12 @@ default_openmp_wait(os.environ)
 import click
 
 import ganedit
+from ganedit.allocator import retain_freed_memory
 from ganedit.errors import GaneditError
+
+# large activations (1024 px StyleGAN2 layers) reuse freed memory instead of page-faulting in fresh pages
+# (ganedit/allocator.py, BENCHMARKS.md `psp`); users who configure malloc themselves keep their setting
+retain_freed_memory()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

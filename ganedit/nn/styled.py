@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from ganedit.nn.equalized import Blur, EqualLinear, FusedLeakyReLU, Upsample
-from ganedit.ops import modulated_conv2d, weight_sq
+from ganedit.ops import fused_leaky_relu, modulated_conv2d, weight_sq
 
 
 class ModulatedConv2d(nn.Module):
@@ -65,14 +65,16 @@ class ModulatedConv2d(nn.Module):
             self._cache_key = key
         return self._cache
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, add: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x [B, I, H, W], w [B, style_dim]; ``add`` is broadcast-added to the output (e.g. scaled noise)."""
+    def forward(self, x: torch.Tensor, w: torch.Tensor, add: Optional[torch.Tensor] = None,
+                bias: Optional[torch.Tensor] = None, gain: float = 1.0) -> torch.Tensor:
+        """x [B, I, H, W], w [B, style_dim] -> gain * (conv + add + bias); ``add`` is broadcast-added to the
+        output (e.g. scaled noise), ``bias`` [O] per channel (see :func:`ganedit.ops.modulated_conv2d`)."""
         style = self.modulation(w)
         blur = self.blur.kernel if (self.upsample or self.downsample) else None
         weight, wsq = self.effective_weight()
         return modulated_conv2d(
             x, weight, style, demodulate=self.demodulate, upsample=self.upsample, downsample=self.downsample,
-            blur_kernel=blur, fused=self.fused, add=add, wsq=wsq,
+            blur_kernel=blur, fused=self.fused, add=add, wsq=wsq, bias=bias, gain=gain,
         )
 
     def output_size(self, h: int, w: int) -> Tuple[int, int]:
@@ -139,8 +141,13 @@ class StyledConv(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         # noise joins the demodulation pass; `out` is a fresh tensor owned here, so inference updates it in place
         add = self.noise.scaled_noise(x, self.conv.output_size(x.shape[2], x.shape[3]), noise)
-        out = self.conv(x, w, add=add)
-        return self.activate(out, inplace=True)
+        act = self.activate
+        if act.scale <= 0:
+            return act(self.conv(x, w, add=add), inplace=True)
+        # leaky_relu(y + b) * g = leaky_relu(g * (y + b)) for g > 0: the conv applies bias and gain (on its
+        # weights or its demodulation pass), which leaves one pass over the output instead of three
+        out = self.conv(x, w, add=add, bias=act.bias, gain=act.scale)
+        return fused_leaky_relu(out, None, act.negative_slope, 1.0, inplace=True)
 
 
 class ToRGB(nn.Module):
@@ -154,7 +161,9 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
-        out = self.conv(x, w) + self.bias
+        out = self.conv(x, w, bias=self.bias.reshape(-1))
         if skip is not None:
-            out = out + self.upsample(skip)
+            skip = self.upsample(skip)
+            # `out` is fresh: add in place when autograd does not need it
+            out = out.add_(skip) if not (torch.is_grad_enabled() and (out.requires_grad or skip.requires_grad)) else out + skip
         return out

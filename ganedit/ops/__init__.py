@@ -8,9 +8,12 @@ import torch
 
 from ganedit.ops.bias_act import fused_leaky_relu
 from ganedit.ops.modulated_conv import demodulation, modulated_conv2d, weight_sq
+from ganedit.ops.standard import standard_kernels
+from ganedit.ops.transposed_conv import conv_transpose2d
 from ganedit.ops.upfirdn2d import upfirdn2d
 
-__all__ = ["upfirdn2d", "fused_leaky_relu", "modulated_conv2d", "demodulation", "weight_sq", "make_kernel"]
+__all__ = ["upfirdn2d", "fused_leaky_relu", "modulated_conv2d", "demodulation", "weight_sq", "make_kernel", "conv_transpose2d",
+           "standard_kernels"]
 
 
 def make_kernel(taps: Sequence[float]) -> torch.Tensor:
