@@ -38,3 +38,18 @@ def _one_thread():
 def _seeded():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory) -> str:
+    """A tiny StyleGAN2 generator saved as a native model (16 px, style_dim 8): the frozen decoder of the pSp / e4e
+    training tests. Test files that mean something else by ``decoder`` define their own fixture, which wins."""
+    import torch
+
+    import ganedit
+    from ganedit.models.stylegan2 import Generator
+
+    torch.manual_seed(5)
+    path = tmp_path_factory.mktemp("dec") / "g"
+    ganedit.save(Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8}), path)
+    return str(path)

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 import ganedit
 from ganedit.methods.e4e import discriminated_rows
 from ganedit.models.e4e import E4E, INFERENCE_STAGE
-from ganedit.models.stylegan2 import Generator
 from ganedit.train.loop import train
 
 FAST = {"workers": 0, "device": "cpu", "tensorboard": False, "quiet": True, "log_every": 1, "snapshot_every": 0,
         "checkpoint_every": 0, "data": "synthetic:8", "size": 32, "input_size": 32, "batch": 4, "units": [1, 1, 1, 1],
         "depths": [4, 6, 8, 10], "input_width": 4, "se_reduction": 2, "lpips_lambda": 0.0, "similarity_lambda": 0.0,
         "progressive_start": 2, "progressive_step_every": 1, "w_pool_size": 3, "d_reg_every": 2, "w_discriminator_lr": 1e-3}
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    torch.manual_seed(5)
-    path = tmp_path_factory.mktemp("dec") / "g"
-    ganedit.save(Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8}), path)  # 6 w+ rows
-    return str(path)
 
 
 def _rows(run):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import ganedit
 from ganedit.cli.main import cli as group
 from ganedit.errors import CheckpointError, ConfigError
 from ganedit.methods import get_method
@@ -20,7 +19,6 @@ from ganedit.metrics.identity_net import ArcFaceIRSE50, IdentityLoss, arcface_ar
 from ganedit.metrics.lpips_net import LPIPS
 from ganedit.metrics.moco_net import MocoLoss, ResNet50Features, load_moco
 from ganedit.metrics.weights import MissingWeightsError
-from ganedit.models.stylegan2 import Generator
 from ganedit.train.config import parse_sets, resolve
 from ganedit.train.loop import train
 
@@ -126,14 +124,6 @@ def small_arcface(tmp_path_factory):
     path = tmp_path_factory.mktemp("arc") / "model_ir_se50.pth"
     torch.save(random_state(arcface_shapes(**SMALL_ARC), seed=1), path)
     return path
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    torch.manual_seed(5)
-    path = tmp_path_factory.mktemp("dec") / "g"
-    ganedit.save(Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8}), path)
-    return str(path)
 
 
 def _rows(run):

@@ -13,7 +13,6 @@ from ganedit.errors import ConfigError
 from ganedit.data.degrade import edge_sketch
 from ganedit.methods.psp import PSPMethod, task_condition, warm_start
 from ganedit.models.psp import PSP
-from ganedit.models.stylegan2 import Generator
 from ganedit.nn.global_batch import GlobalBatchNorm2d
 from ganedit.train.loop import train
 from ganedit.train.ranger import Ranger
@@ -21,14 +20,6 @@ from ganedit.train.ranger import Ranger
 FAST = {"workers": 0, "device": "cpu", "tensorboard": False, "quiet": True, "log_every": 1, "snapshot_every": 0,
         "checkpoint_every": 0, "data": "synthetic:8", "size": 32, "input_size": 32, "batch": 4, "units": [1, 1, 1, 1],
         "depths": [4, 6, 8, 10], "input_width": 4, "se_reduction": 2, "lpips_lambda": 0.0}
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    torch.manual_seed(5)
-    path = tmp_path_factory.mktemp("dec") / "g"
-    ganedit.save(Generator(16, 8, 2, channels={"4": 8, "8": 8, "16": 8}), path)
-    return str(path)
 
 
 def _rows(run):

@@ -17,14 +17,13 @@ Nothing is downloaded: :func:`load_arcface` reads a local file (see ``ganedit.me
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganedit.metrics.weights import MissingWeightsError, cache_dir, find_file, load_checked, read_state_dict, search_folders
+from ganedit.metrics.weights import load_checked, locate_weights, read_state_dict
 from ganedit.errors import CheckpointError
 from ganedit.nn.irse import DEPTHS, backbone_units, input_layer, make_body
 
@@ -112,31 +111,14 @@ class IdentityLoss(nn.Module):
         return (1 - self.similarity(output, target)).mean()
 
 
-def _missing_message(looked: list, what: str) -> str:
-    folders = ", ".join(str(p) for p in dict.fromkeys(looked))
-    return (
-        f"the identity loss needs the ArcFace IR-SE50 weights and ganedit never downloads any; {what}.\n"
-        f"  Needed: model_ir_se50.pth (pSp's pretrained_models, from TreB1eN/InsightFace_Pytorch): a state dict with "
-        f"keys input_layer.*, body.0-23.*, output_layer.* (Backbone(112, 50, 'ir_se')).\n"
-        f"  Looked in: {folders}.\n"
-        f"  Provide it: copy the file into {cache_dir() / 'identity'} (the cache folder is $GANEDIT_CACHE, default "
-        f"~/.cache/ganedit), or pass --set id_weights=FILE."
-    )
-
-
 def load_arcface(weights: Optional["str | os.PathLike[str]"] = None) -> ArcFaceIRSE50:
     """ArcFace IR-SE50 filled from a local file: ``weights`` (a file or a folder), else ``$GANEDIT_CACHE/identity``
     and ``$GANEDIT_CACHE``. Read with ``torch.load(weights_only=True)``; a missing file raises MissingWeightsError."""
-    if weights is not None and Path(weights).is_file():
-        path = Path(weights)
-    elif weights is not None and not Path(weights).exists():
-        raise MissingWeightsError(_missing_message([Path(weights)], f"the given path {weights} does not exist"))
-    else:
-        folders = search_folders("identity", weights)
-        found = find_file(folders, WEIGHT_PATTERNS)
-        if found is None:
-            raise MissingWeightsError(_missing_message(folders, "model_ir_se50.pth not found"))
-        path = found
+    path = locate_weights(
+        weights, "identity", WEIGHT_PATTERNS, name="the identity loss needs the ArcFace IR-SE50 weights",
+        needed="model_ir_se50.pth (pSp's pretrained_models, from TreB1eN/InsightFace_Pytorch): a state dict with keys "
+               "input_layer.*, body.0-23.*, output_layer.* (Backbone(112, 50, 'ir_se'))",
+        how_to_pass="pass --set id_weights=FILE")
     state = read_state_dict(path)
     net = ArcFaceIRSE50(**arcface_arch(state, path))
     # files saved by torch < 0.4.1 have no BatchNorm num_batches_tracked; the forward does not use it

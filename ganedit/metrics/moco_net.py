@@ -14,7 +14,6 @@ Nothing is downloaded: :func:`load_moco` reads a local file (see ``ganedit.metri
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
@@ -22,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganedit.errors import CheckpointError
-from ganedit.metrics.weights import MissingWeightsError, cache_dir, find_file, load_checked, read_state_dict, search_folders
+from ganedit.metrics.weights import load_checked, locate_weights, read_state_dict
 
 BLOCKS = (3, 4, 6, 3)
 WIDTHS = (64, 128, 256, 512)
@@ -111,32 +110,15 @@ def query_encoder_state(state: Dict[str, torch.Tensor], path: "str | os.PathLike
     return {k: v for k, v in picked.items() if not k.startswith("fc.")}
 
 
-def _missing_message(looked: list, what: str) -> str:
-    folders = ", ".join(str(p) for p in dict.fromkeys(looked))
-    return (
-        f"the MoCo similarity loss needs MoCo v2 ResNet-50 weights and ganedit never downloads any; {what}.\n"
-        f"  Needed: moco_v2_800ep_pretrain.pth.tar (facebookresearch/moco): a checkpoint whose state_dict has keys "
-        f"{PREFIX}conv1.weight .. {PREFIX}layer4.* (or a torchvision ResNet-50 state dict).\n"
-        f"  Looked in: {folders}.\n"
-        f"  Provide it: copy the file into {cache_dir() / 'moco'} (the cache folder is $GANEDIT_CACHE, default "
-        f"~/.cache/ganedit), or pass --set moco_weights=FILE."
-    )
-
-
 def load_moco(weights: Optional["str | os.PathLike[str]"] = None) -> ResNet50Features:
     """The MoCo v2 ResNet-50 backbone from a local file: ``weights`` (a file or a folder), else
     ``$GANEDIT_CACHE/moco`` and ``$GANEDIT_CACHE``. Read with ``torch.load(weights_only=True)``; a missing file
     raises MissingWeightsError."""
-    if weights is not None and Path(weights).is_file():
-        path = Path(weights)
-    elif weights is not None and not Path(weights).exists():
-        raise MissingWeightsError(_missing_message([Path(weights)], f"the given path {weights} does not exist"))
-    else:
-        folders = search_folders("moco", weights)
-        found = find_file(folders, WEIGHT_PATTERNS)
-        if found is None:
-            raise MissingWeightsError(_missing_message(folders, "moco_v2_800ep_pretrain.pth.tar not found"))
-        path = found
+    path = locate_weights(
+        weights, "moco", WEIGHT_PATTERNS, name="the MoCo similarity loss needs MoCo v2 ResNet-50 weights",
+        needed=f"moco_v2_800ep_pretrain.pth.tar (facebookresearch/moco): a checkpoint whose state_dict has keys "
+               f"{PREFIX}conv1.weight .. {PREFIX}layer4.* (or a torchvision ResNet-50 state dict)",
+        how_to_pass="pass --set moco_weights=FILE")
     net = ResNet50Features()
     load_checked(net, query_encoder_state(read_state_dict(path), path), path, ignore_suffixes=("num_batches_tracked",))
     return net.eval()

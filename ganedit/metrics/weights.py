@@ -50,6 +50,29 @@ def find_file(folders: Sequence[Path], patterns: Sequence[str]) -> Optional[Path
     return None
 
 
+def locate_weights(weights: Optional["str | os.PathLike[str]"], family: str, patterns: Sequence[str], needed: str,
+                   how_to_pass: str, name: str) -> Path:
+    """The weight file of a network that reads one file: ``weights`` itself when it is a file, else the first file
+    matching ``patterns`` in ``weights`` (a folder), ``$GANEDIT_CACHE/family`` and ``$GANEDIT_CACHE``. A missing file
+    raises MissingWeightsError saying what is needed (``needed``), where it looked and how to provide it."""
+    def missing(looked: Sequence[Path], what: str) -> MissingWeightsError:
+        folders = ", ".join(str(p) for p in dict.fromkeys(looked))
+        return MissingWeightsError(
+            f"{name} and ganedit never downloads any; {what}.\n  Needed: {needed}.\n  Looked in: {folders}.\n"
+            f"  Provide it: copy the file into {cache_dir() / family} (the cache folder is $GANEDIT_CACHE, default "
+            f"~/.cache/ganedit), or {how_to_pass}.")
+
+    if weights is not None and Path(weights).is_file():
+        return Path(weights)
+    if weights is not None and not Path(weights).exists():
+        raise missing([Path(weights)], f"the given path {weights} does not exist")
+    folders = search_folders(family, weights)
+    found = find_file(folders, patterns)
+    if found is None:
+        raise missing(folders, f"{patterns[0]} not found")
+    return found
+
+
 def read_state_dict(path: "str | os.PathLike[str]") -> Dict[str, torch.Tensor]:
     """A flat ``{name: tensor}`` dict from a ``.safetensors`` file or a ``.pt/.pth`` state dict (read safely).
 
