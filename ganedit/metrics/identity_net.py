@@ -91,24 +91,32 @@ def arcface_arch(state: Dict[str, torch.Tensor], path: "str | os.PathLike[str]")
                                     f"output_layer.*): missing {exc}") from None
 
 
-class IdentityLoss(nn.Module):
-    """``mean(1 - cos)`` between the ArcFace embeddings of the face crops of ``output`` and ``target``."""
+class CosineEmbeddingLoss(nn.Module):
+    """``mean(1 - cos)`` between unit embeddings of ``output`` and ``target`` (the target's without gradient), the
+    form of pSp's identity loss and e4e's MoCo loss; subclasses say what ``embed`` reads."""
 
-    def __init__(self, net: ArcFaceIRSE50) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(F.adaptive_avg_pool2d(face_crop(images), (INPUT_SIZE, INPUT_SIZE)))
+        raise NotImplementedError
 
     def similarity(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-pair cosine similarity [N] of the two batches' identity embeddings (target without gradient)."""
+        """Per-pair cosine similarity [N] of the two batches' embeddings (target without gradient)."""
         with torch.no_grad():
             want = self.embed(target)
         return (self.embed(output) * want).sum(dim=1)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (1 - self.similarity(output, target)).mean()
+
+
+class IdentityLoss(CosineEmbeddingLoss):
+    """``mean(1 - cos)`` between the ArcFace embeddings of the face crops of ``output`` and ``target``."""
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(F.adaptive_avg_pool2d(face_crop(images), (INPUT_SIZE, INPUT_SIZE)))
 
 
 def load_arcface(weights: Optional["str | os.PathLike[str]"] = None) -> ArcFaceIRSE50:

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganedit.errors import CheckpointError
+from ganedit.metrics.identity_net import CosineEmbeddingLoss
 from ganedit.metrics.weights import load_checked, locate_weights, read_state_dict
 
 BLOCKS = (3, 4, 6, 3)
@@ -78,23 +79,11 @@ class ResNet50Features(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-class MocoLoss(nn.Module):
+class MocoLoss(CosineEmbeddingLoss):
     """``mean(1 - cos)`` between the MoCo features of ``output`` and ``target`` (whole images resized to 224)."""
-
-    def __init__(self, net: ResNet50Features) -> None:
-        super().__init__()
-        self.net = net
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(F.interpolate(images, size=INPUT_SIZE)), dim=1)
-
-    def similarity(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            want = self.embed(target)
-        return (self.embed(output) * want).sum(dim=1)
-
-    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (1 - self.similarity(output, target)).mean()
 
 
 def query_encoder_state(state: Dict[str, torch.Tensor], path: "str | os.PathLike[str]") -> Dict[str, torch.Tensor]:
