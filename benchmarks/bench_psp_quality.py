@@ -144,9 +144,31 @@ def world_pairs(task: str, n: int, size: int, seed: int, factors: List[int]):
     return pairs.inputs, pairs.targets
 
 
-def task_table(label: str, task: str, model, inputs: torch.Tensor, truth: torch.Tensor, out: torch.Tensor,
-               nn_img: torch.Tensor, mean_img: torch.Tensor, factors: List[int], extra: str = "", nn_note: str = "") -> tuple:
-    """Rows (model, baselines; super_resolution per factor) and the bar lines of one image set."""
+def written_output(task: str, inputs: torch.Tensor, out: torch.Tensor, truth: torch.Tensor,
+                   factors: List[int]) -> Optional[torch.Tensor]:
+    """What `ganedit psp` writes where it differs from the decoder image: inpainting keeps the input's pixels
+    outside the hole; super-resolution with --back-projection agrees with its low-res input. None otherwise."""
+    if task == "inpaint":
+        from ganedit.models.psp import keep_known_pixels
+
+        return keep_known_pixels(inputs, out).clamp(-1, 1)
+    if task == "super_resolution":
+        from ganedit.data.degrade import downsample
+        from ganedit.models.psp import back_project
+
+        return torch.cat([back_project(out[k:k + 1], downsample(truth[k:k + 1], factors[k % len(factors)]))
+                          for k in range(len(out))]).clamp(-1, 1)
+    return None
+
+
+WRITTEN_LABEL = {"inpaint": "known kept", "super_resolution": "back-projected"}  # grid rows of written_output
+
+
+def task_table(label: str, task: str, inputs: torch.Tensor, truth: torch.Tensor, out: torch.Tensor,
+               written: Optional[torch.Tensor], nn_img: torch.Tensor, mean_img: torch.Tensor, factors: List[int],
+               extra: str = "", nn_note: str = "") -> tuple:
+    """Rows (model, baselines; super_resolution per factor) and the bar lines of one image set; ``written`` is
+    :func:`written_output` of ``out``."""
     base = copy_input_baseline(task, inputs, truth, factors)
     base_name = {"super_resolution": "bicubic upsampling", "inpaint": "masked input", "sketch": "copy input (the sketch)",
                  "frontalize": "copy input (the turned face)", "segmentation": "class-mean colours"}.get(task, "")
@@ -154,18 +176,10 @@ def task_table(label: str, task: str, model, inputs: torch.Tensor, truth: torch.
     if task == "super_resolution":
         groups = [(f" {f}x", torch.arange(k, len(truth), len(factors))) for k, f in enumerate(factors)]
     rows, bars = [], []
-    if task == "inpaint":  # what `ganedit psp --task inpaint` writes: the input's pixels outside the hole
-        from ganedit.models.psp import keep_known_pixels
-
+    projected = written if task == "super_resolution" else None  # scored beside the raw output
+    if task == "inpaint":  # scored instead of the raw output, which gets its own row
         rows.append(row(f"{label}, decoder image alone", scores(out, truth), extra))
-        out, label, extra = keep_known_pixels(inputs, out).clamp(-1, 1), f"{label}, known pixels kept", ""
-    projected = None
-    if task == "super_resolution":  # `ganedit psp --back-projection`: the output made consistent with its input
-        from ganedit.data.degrade import downsample
-        from ganedit.models.psp import back_project
-
-        projected = torch.cat([back_project(out[k:k + 1], downsample(truth[k:k + 1], factors[k % len(factors)]))
-                               for k in range(len(out))]).clamp(-1, 1)
+        out, label, extra = written, f"{label}, known pixels kept", ""
     for suffix, idx in groups:
         s_model = scores(out[idx], truth[idx])
         rows.append(row(f"{label}{suffix}", s_model, extra))
@@ -185,21 +199,6 @@ def task_table(label: str, task: str, model, inputs: torch.Tensor, truth: torch.
     rows += [row(f"best of {len(nn_img) and NN_SAMPLES[0]} sampled latents (pixel NN of the truth)", scores(nn_img, truth), nn_note),
              row("mean-latent image", scores(mean_img, truth), "")]
     return rows, bars, base
-
-
-def extra_grid_rows(task: str, inputs: torch.Tensor, out: torch.Tensor, truth: torch.Tensor, factors: List[int]) -> list:
-    """The output as `ganedit psp` writes it, where that differs from the decoder image (inpaint, super_resolution)."""
-    if task == "inpaint":
-        from ganedit.models.psp import keep_known_pixels
-
-        return [("known kept", keep_known_pixels(inputs, out).clamp(-1, 1))]
-    if task == "super_resolution":
-        from ganedit.data.degrade import downsample
-        from ganedit.models.psp import back_project
-
-        return [("back-projected", torch.cat([back_project(out[i:i + 1], downsample(truth[i:i + 1], factors[i % len(factors)]))
-                                              for i in range(len(out))]).clamp(-1, 1))]
-    return []
 
 
 def restyle_line(model, inputs: torch.Tensor, truth: torch.Tensor, iters: int = 5) -> str:
@@ -272,7 +271,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         enc_seconds = (time.perf_counter() - t0) / args.n
         recon = batched(lambda w: model.decode(w).clamp(-1, 1), wplus)
         lat = float(latent_error(wplus, codes["w"], mean_w[0]).mean())
-        rows, task_bars, base = task_table(label, task, model, inputs, truth, recon, nn_all[0], mean_img, args.factors,
+        written = written_output(task, inputs, recon, truth, args.factors)
+        rows, task_bars, base = task_table(label, task, inputs, truth, recon, written, nn_all[0], mean_img, args.factors,
                                            f"latent error {lat:.3f} (1 = the mean latent); {enc_seconds * 1e3:.1f} ms/image encode",
                                            f"{nn_seconds:.0f} s for the search")
         lines += [f"### In-domain: {args.n} images G(w+) of the encoder's own decoder (seed {HELDOUT_SEED}, style mixing "
@@ -305,7 +305,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             args.grid.mkdir(parents=True, exist_ok=True)
             k = min(8, args.n)
             grid_rows = [("input", inputs[:k, :3].expand(-1, 3, -1, -1).clamp(-1, 1)), ("truth G(w+)", truth[:k]),
-                         (label, recon[:k])] + extra_grid_rows(task, inputs[:k], recon[:k], truth[:k], args.factors)
+                         (label, recon[:k])]
+            if written is not None:
+                grid_rows.append((WRITTEN_LABEL[task], written[:k]))
             if base is not None:
                 grid_rows.append(("baseline", base[:k]))
             grid_rows += [(nn_label, nn_all[0][:k]), ("mean latent", mean_img[:k])]
@@ -313,7 +315,8 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     # ------------------------------------------------------------------------------------ out of domain
     w_out = encode_decode(model, w_inputs)
-    rows, task_bars, w_base = task_table(label, task, model, w_inputs, world, w_out, w_nn, mean_img, args.factors)
+    w_written = written_output(task, w_inputs, w_out, world, args.factors)
+    rows, task_bars, w_base = task_table(label, task, w_inputs, world, w_out, w_written, w_nn, mean_img, args.factors)
     lines += ["", f"### Out of domain: {args.n} held-out synthetic-world images (seed {HELDOUT_SEED}), task `{task}`", "",
               "| method | PSNR (dB) | SSIM | note |", "| --- | --- | --- | --- |"] + rows
     if restyle:
@@ -328,7 +331,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         if task == "segmentation":
             shown = (w_inputs.argmax(1, keepdim=True).float() / max(1, w_inputs.shape[1] - 1) * 2 - 1)
         grid_rows = [("input", shown[:k, :3].expand(-1, 3, -1, -1).clamp(-1, 1)), ("world truth", world[:k]), (label, w_out[:k])]
-        grid_rows += extra_grid_rows(task, w_inputs[:k], w_out[:k], world[:k], args.factors)
+        if w_written is not None:
+            grid_rows.append((WRITTEN_LABEL[task], w_written[:k]))
         if w_base is not None:
             grid_rows.append(("baseline", w_base[:k]))
         grid_rows.append((nn_label, w_nn[:k]))

@@ -100,14 +100,13 @@ def _read_mask(path: Optional[str], size: int):
     return (read_image(path, size, allow_upscale=True).mean(1, keepdim=True) > 0).float()
 
 
-def _known_at(files: Sequence[Path], mask: Optional[str], size: int):
-    """The inpaint input (masked RGB + mask) of each file at the decoder's output size, so that the known pixels
-    written back are the file's own, not a resized copy."""
+def _known_at(files: Sequence[Path], hole, size: int):
+    """The inpaint input (masked RGB + the mask ``hole`` [1, 1, size, size]) of each file at the decoder's output
+    size, so that the known pixels written back are the file's own, not a resized copy."""
     import torch
 
     from ganedit.data.io import read_image
 
-    hole = _read_mask(mask, size)
     return torch.cat([torch.cat([read_image(f, size, allow_upscale=True) * (1 - hole), hole], 1) for f in files])
 
 
@@ -153,6 +152,7 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
     out_dir.mkdir(parents=True, exist_ok=True)
     mask_t = _read_mask(mask, model.input_size)
     mask_t = mask_t.to(dev) if mask_t is not None else None
+    hole_out = _read_mask(mask, model.decoder.size) if task == "inpaint" and keep_known and mask else None
     codes, mixed_codes, mixed_names = [], [], []
     with torch.no_grad():
         for start in range(0, len(files), batch):
@@ -167,16 +167,15 @@ def invert_files(model_path: str, inputs: Sequence[str], out: str, batch: int = 
                             write_image(img, out_dir / f"{f.stem}_iter{k}.png")
             else:
                 wplus = model.encode(x)
-            decoded = model.decode(wplus)
+            decoded = final = model.decode(wplus)
             if task == "inpaint" and keep_known:
-                for f, img in zip(chunk, decoded):
-                    write_image(img, out_dir / f"{f.stem}_decoded.png")
-                decoded = keep_known_pixels(_known_at(chunk, mask, decoded.shape[-1]).to(dev), decoded)
+                final = keep_known_pixels(_known_at(chunk, hole_out, decoded.shape[-1]).to(dev), decoded)
             elif task == "super_resolution" and back_projection:
+                final = torch.cat([back_project(img[None], _low_res(f, img.shape[-1]).to(dev)) for f, img in zip(chunk, decoded)])
+            if final is not decoded:  # the raw decoder image goes beside the written output
                 for f, img in zip(chunk, decoded):
                     write_image(img, out_dir / f"{f.stem}_decoded.png")
-                decoded = torch.cat([back_project(img[None], _low_res(f, img.shape[-1]).to(dev)) for f, img in zip(chunk, decoded)])
-            for f, img in zip(chunk, decoded):
+            for f, img in zip(chunk, final):
                 write_image(img, out_dir / f"{f.stem}.png")
             codes.append(wplus.cpu())
             if mix:
