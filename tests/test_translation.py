@@ -43,6 +43,32 @@ def test_non_square_sizes_and_clear_errors():
         ResnetGenerator(norm="group")
 
 
+@pytest.mark.parametrize("kind", ["unet", "resnet"])
+def test_resize_upsampling_saves_and_has_no_checkerboard(tmp_path, kind):
+    """upsample="resize" (nearest x2 + 3x3 conv) round-trips through a native file, and on a constant input its
+    up-convolution gives a constant interior where the official transposed conv paints a period-2 pattern."""
+    from ganedit.models.pix2pix import ResizeConv2d, make_upsample
+
+    torch.manual_seed(0)
+    net = _unet(upsample="resize") if kind == "unet" else ResnetGenerator(ngf=4, n_blocks=1, upsample="resize")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    assert any(isinstance(m, ResizeConv2d) for m in net.modules())
+    ganedit.save(net, tmp_path / "g")
+    back = ganedit.load(tmp_path / "g").eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(back(x), net.eval()(x))
+    flat = torch.ones(1, 4, 8, 8)
+    with torch.no_grad():
+        resized = make_upsample(4, 4, "resize")(flat)[..., 2:-2, 2:-2]
+        transposed = make_upsample(4, 4, "transposed")(flat)[..., 2:-2, 2:-2]
+    assert resized.shape == transposed.shape == (1, 4, 12, 12)
+    assert (resized - resized[..., :1, :1]).abs().max() < 1e-5
+    assert (transposed[..., 0::2, :] - transposed[..., 1::2, :]).abs().max() > 1e-3
+    with pytest.raises(ConfigError, match="upsample"):
+        _unet(upsample="bilinear")
+
+
 def test_official_init_and_bias_rule():
     net = UnetGenerator(num_downs=6, ngf=16)
     convs = torch.cat([m.weight.flatten() for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])

@@ -106,6 +106,7 @@ class CycleGAN(Method):
         "ndf": 64,
         "norm": "instance",
         "use_dropout": False,
+        "upsample": "transposed",  # official; "resize" = nearest x2 + 3x3 conv (models/pix2pix.py UPSAMPLES)
         "input_nc": 3,
         "output_nc": 3,
         "init_gain": 0.02,
@@ -152,7 +153,7 @@ class CycleGAN(Method):
         from ganedit.models.pix2pix import define_D, define_G
 
         c = self.cfg
-        g_args = dict(ngf=c["ngf"], norm=c["norm"], use_dropout=c["use_dropout"], init_gain=c["init_gain"])
+        g_args = dict(ngf=c["ngf"], norm=c["norm"], use_dropout=c["use_dropout"], init_gain=c["init_gain"], upsample=c["upsample"])
         # global-batch BatchNorm (norm=batch) and dropout masks (use_dropout): see ganedit.nn.global_batch
         G_A = make_world_size_invariant(define_G(c["netG"], c["input_nc"], c["output_nc"], **g_args).to(device)).train()
         G_B = make_world_size_invariant(define_G(c["netG"], c["output_nc"], c["input_nc"], **g_args).to(device)).train()

@@ -127,7 +127,7 @@ def translation_limits() -> Dict[str, Any]:
 
     return {
         "netD": OneOf(("basic", "n_layers", "pixel")), "n_layers_D": NET["n_layers"], "ngf": NET["ngf"], "ndf": NET["ndf"],
-        "norm": OneOf(NORMS), "use_dropout": OneOf((True, False)), "input_nc": NET["input_nc"], "output_nc": NET["output_nc"],
+        "norm": OneOf(NORMS), "use_dropout": OneOf((True, False)), "upsample": NET["upsample"], "input_nc": NET["input_nc"], "output_nc": NET["output_nc"],
         "init_gain": NET["init_gain"], "gan_mode": OneOf(GAN_MODES), "lambda_L1": Range(0), "lambda_A": Range(0),
         "lambda_B": Range(0), "lambda_identity": Range(0), "pool_size": Range(0, 1 << 20, integer=True),
         "beta1": Range(0, 1, below=True), "decay_from": probability(), "direction": OneOf(("AtoB", "BtoA")),
@@ -167,6 +167,7 @@ class Pix2Pix(Method):
         "ndf": 64,
         "norm": "batch",
         "use_dropout": True,
+        "upsample": "transposed",  # official; "resize" = nearest x2 + 3x3 conv (models/pix2pix.py UPSAMPLES)
         "input_nc": 3,
         "output_nc": 3,
         "init_gain": 0.02,
@@ -209,7 +210,8 @@ class Pix2Pix(Method):
         from ganedit.models.pix2pix import define_D, define_G
 
         c = self.cfg
-        G = define_G(c["netG"], c["input_nc"], c["output_nc"], c["ngf"], c["norm"], c["use_dropout"], init_gain=c["init_gain"])
+        G = define_G(c["netG"], c["input_nc"], c["output_nc"], c["ngf"], c["norm"], c["use_dropout"], init_gain=c["init_gain"],
+                     upsample=c["upsample"])
         D = define_D(c["netD"], c["input_nc"] + c["output_nc"], c["ndf"], c["n_layers_D"], c["norm"], init_gain=c["init_gain"])
         G = make_world_size_invariant(G.to(device)).train()
         D = make_world_size_invariant(D.to(device)).train()

@@ -1,7 +1,8 @@
 """CycleGAN networks (Zhu et al. 2017) with the official junyanz state-dict layout:
 
 * ``ResnetGenerator``: reflection-padded 7x7 conv, two stride-2 convs, ``n_blocks`` residual blocks (6 or 9),
-  two stride-2 transposed convs, a 7x7 conv and tanh. Image sides must be multiples of 4.
+  two stride-2 transposed convs (``upsample="resize"``: nearest x2 + 3x3 conv instead), a 7x7 conv and tanh.
+  Image sides must be multiples of 4.
 * ``GeneratorPair``: G_A (A->B) and G_B (B->A) saved together, so one native checkpoint translates both ways.
 
 The discriminator of CycleGAN is the PatchGAN of :mod:`ganedit.models.pix2pix` with InstanceNorm.
@@ -15,7 +16,7 @@ import torch.nn as nn
 
 from ganedit.errors import ConfigError
 from ganedit.formats.native import register_model, registered_models
-from ganedit.models.pix2pix import check_size, check_translation_args, init_weights, make_norm, uses_bias
+from ganedit.models.pix2pix import ResizeConv2d, check_size, check_translation_args, init_weights, make_norm, uses_bias
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -53,9 +54,11 @@ class ResnetGenerator(nn.Module):
         use_dropout: bool = False,
         init_type: str = "normal",
         init_gain: float = 0.02,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
-        check_translation_args(input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_blocks=n_blocks, use_dropout=use_dropout, init_type=init_type, init_gain=init_gain)
+        check_translation_args(input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_blocks=n_blocks, use_dropout=use_dropout, init_type=init_type,
+                               init_gain=init_gain, upsample=upsample)
         make_norm(norm, 1)
         bias = uses_bias(norm)
         layers: List[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), make_norm(norm, ngf), nn.ReLU(True)]
@@ -65,8 +68,10 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(ngf * 4, norm, use_dropout) for _ in range(n_blocks)]
         for i in range(2):  # two stride-2 upsamplings
             c = ngf * 2 ** (2 - i)
+            up = (nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias) if upsample == "transposed"
+                  else ResizeConv2d(c, c // 2, bias=bias))
             layers += [
-                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                up,
                 make_norm(norm, c // 2),
                 nn.ReLU(True),
             ]

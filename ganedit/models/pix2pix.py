@@ -28,6 +28,10 @@ from ganedit.nn.gemm_conv import GemmConv2d, GemmConvTranspose2d
 
 NORMS = ("batch", "instance", "none")
 TEST_MODES = ("eval", "official")
+# How a generator doubles its resolution: "transposed" (official: a stride-2 transposed conv, whose uneven kernel
+# overlap paints a checkerboard until training evens it out) or "resize" (nearest-neighbour x2, then a 3x3 conv:
+# every output pixel gets the same number of kernel taps, so there is no checkerboard to unlearn; Odena et al. 2016).
+UPSAMPLES = ("transposed", "resize")
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
@@ -54,6 +58,7 @@ TRANSLATION_LIMITS = {
     "n_layers": Range(1, MAX_DEPTH, integer=True), "n_blocks": Range(0, MAX_DEPTH, integer=True),
     "init_type": OneOf(INIT_TYPES), "init_gain": Range(0, 10.0),
     "use_dropout": OneOf((True, False)),
+    "upsample": OneOf(UPSAMPLES),
 }
 
 
@@ -166,6 +171,27 @@ def replay_dropout(model: nn.Module, masks: Dict[str, torch.Tensor]) -> Iterator
             model.set_submodule(name, original)
 
 
+class ResizeConv2d(nn.Module):
+    """x2 nearest-neighbour upsampling, then a 3x3 conv (padding 1): the resize-convolution alternative to a
+    stride-2 transposed conv, same input and output shapes."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__()
+        self.conv = GemmConv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def make_upsample(in_channels: int, out_channels: int, upsample: str, bias: bool = True) -> nn.Module:
+    """A x2 upsampling conv: the official 4x4 stride-2 transposed conv or ``ResizeConv2d`` (see UPSAMPLES)."""
+    if upsample == "transposed":
+        return GemmConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=bias)
+    if upsample == "resize":
+        return ResizeConv2d(in_channels, out_channels, bias=bias)
+    raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {upsample!r}")
+
+
 class UnetSkipConnectionBlock(nn.Module):
     """One U-Net level: ``x -> [x, up(sub(down(x)))]`` (concatenated on channels), or without the concatenation at
     the outermost level. ``self.model`` is a Sequential whose indices match the official keys:
@@ -182,6 +208,7 @@ class UnetSkipConnectionBlock(nn.Module):
         innermost: bool = False,
         norm: str = "batch",
         use_dropout: bool = False,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
         self.outermost = outermost
@@ -193,13 +220,13 @@ class UnetSkipConnectionBlock(nn.Module):
         down_act = nn.LeakyReLU(0.2)
         up_act = nn.ReLU(inplace=True)
         if outermost:
-            up_conv = GemmConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            up_conv = make_upsample(inner_nc * 2, outer_nc, upsample)
             layers: List[nn.Module] = [down_conv, submodule, up_act, up_conv, nn.Tanh()]
         elif innermost:
-            up_conv = GemmConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = make_upsample(inner_nc, outer_nc, upsample, bias)
             layers = [down_act, down_conv, up_act, up_conv, make_norm(norm, outer_nc)]
         else:
-            up_conv = GemmConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = make_upsample(inner_nc * 2, outer_nc, upsample, bias)
             layers = [down_act, down_conv, make_norm(norm, inner_nc), submodule, up_act, up_conv, make_norm(norm, outer_nc)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
@@ -215,7 +242,8 @@ class UnetSkipConnectionBlock(nn.Module):
 class UnetGenerator(nn.Module):
     """The pix2pix U-Net: ``num_downs`` stride-2 levels (8 = unet_256, 7 = unet_128), so each image side must be
     a multiple of 2**num_downs. Channels ngf, 2ngf, 4ngf, then 8ngf for every deeper level; dropout 0.5 in the
-    three decoder levels next to the bottleneck (pix2pix default: on)."""
+    three decoder levels next to the bottleneck (pix2pix default: on). ``upsample="resize"`` replaces every
+    transposed conv by nearest x2 + 3x3 conv (``UPSAMPLES``; the official checkpoints are "transposed")."""
 
     def __init__(
         self,
@@ -227,19 +255,21 @@ class UnetGenerator(nn.Module):
         use_dropout: bool = True,
         init_type: str = "normal",
         init_gain: float = 0.02,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
         check_translation_args(input_nc=input_nc, output_nc=output_nc, num_downs=num_downs, ngf=ngf, use_dropout=use_dropout,
-                               init_type=init_type, init_gain=init_gain)
+                               init_type=init_type, init_gain=init_gain, upsample=upsample)
         make_norm(norm, 1)  # validates the name before building
         self.num_downs = num_downs
-        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        up = dict(norm=norm, upsample=upsample)
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **up)
         for _ in range(num_downs - 5):
-            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
-        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
-        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm)
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **up)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, **up)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **up)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **up)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, **up)
         init_weights(self, init_type, init_gain)
 
     @property
