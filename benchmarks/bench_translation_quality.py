@@ -1,6 +1,7 @@
 """pix2pix and CycleGAN against the ground truth of the synthetic world (issue §5).
 
-    python -m benchmarks.bench_translation_quality [--minutes 20] [--size 64] [--methods pix2pix cyclegan]
+    python -m benchmarks.bench_translation_quality [--minutes 20] [--size 64] [--methods pix2pix cyclegan pix2pix:official]
+    python -m benchmarks.bench_translation_quality --methods --run pix2pix=runs/p2p_long --run pix2pix:official=runs/p2p_off
 
 The paired task: A is a synthetic image in domain X, the answer B is the same structure rendered with the
 appearance mapped to domain Y (``ganedit.data.synthetic.to_domain_y``), known for every input. Each method is
@@ -14,8 +15,13 @@ pairs (other seeds) by PSNR and SSIM against the ground truth, next to two basel
 * Lab colour transfer (Reinhard et al. 2001): each channel of A in CIELAB is shifted and scaled from A's own mean
   and standard deviation to domain Y's (the average per-image statistics of the training B images).
 
-Writes ``docs/results/translation/ground_truth_grid.png`` (rows: input, colour transfer, pix2pix, CycleGAN, ground
-truth; 8 test images) and the "translation_quality" section of BENCHMARKS.md.
+``--methods`` names ganedit's recipe (``pix2pix``, ``cyclegan``) or the official one (``pix2pix:official``,
+``cyclegan:official``: the official widths and batch, ``RECIPES``), so both can be trained on the same budget side
+by side. ``--run NAME=FOLDER`` scores a run trained elsewhere (``ganedit train ... -o FOLDER``) under NAME; its kept
+training checkpoints give the quality-against-time curve.
+
+Writes ``docs/results/translation/ground_truth_grid.png`` (labelled rows: input, colour transfer, each method,
+ground truth; 8 test images) and the "translation_quality" section of BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Dict, Tuple  # noqa: E402
+from typing import Dict, List, Tuple  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -40,6 +46,9 @@ RECIPES = {
     # small nets for 64 px on a CPU; everything else is the official recipe (ganedit/methods/*.py)
     "pix2pix": {"netG": "unet_64", "ngf": 32, "ndf": 32, "batch": 4},
     "cyclegan": {"netG": "resnet_6blocks", "ngf": 16, "ndf": 32, "batch": 1},
+    # the official recipes (junyanz defaults; only the U-Net depth follows the 64 px images)
+    "pix2pix:official": {"netG": "unet_64", "ngf": 64, "ndf": 64, "batch": 1},
+    "cyclegan:official": {"netG": "resnet_9blocks", "ngf": 64, "ndf": 64, "batch": 1},
 }
 GRID_PATH = REPO / "docs" / "results" / "translation" / "ground_truth_grid.png"
 
@@ -96,10 +105,11 @@ def _train(method: str, size: int, minutes: float, out: Path) -> Dict[str, float
     """Train within the time budget; returns timing facts. The exported model is in out/model."""
     from ganedit.train.loop import train
 
+    recipe = method.split(":")[0]
     base = {**RECIPES[method], "data": f"synthetic:{TRAIN_COUNT}", "crop_size": size, "workers": 0, "device": "cpu",
             "tensorboard": False, "quiet": True, "log_every": 5, "snapshot_every": 0, "seed": 0}
     start = time.perf_counter()
-    calib = train(method, {**base, "steps": 15, "checkpoint_every": 0, "out": str(out / "calibration")})
+    calib = train(recipe, {**base, "steps": 15, "checkpoint_every": 0, "out": str(out / "calibration")})
     rows = [json.loads(line) for line in (out / "calibration" / "metrics.jsonl").read_text().splitlines()]
     step_s = 1.0 / [r["speed/it_per_s"] for r in rows if "speed/it_per_s" in r][-1]
     del calib
@@ -109,7 +119,7 @@ def _train(method: str, size: int, minutes: float, out: Path) -> Dict[str, float
     deadline = threading.Timer(minutes * 60 - (time.perf_counter() - start), lambda: os.kill(os.getpid(), signal.SIGINT))
     deadline.start()
     try:
-        trainer = train(method, {**base, "steps": steps, "checkpoint_every": 500, "out": str(out / "run")})
+        trainer = train(recipe, {**base, "steps": steps, "checkpoint_every": 500, "keep": 100, "out": str(out / "run")})
     finally:
         deadline.cancel()
     if not (out / "run" / "model").exists():  # stopped by the timer: the engine checkpointed but did not export
@@ -122,19 +132,39 @@ def _train(method: str, size: int, minutes: float, out: Path) -> Dict[str, float
     return facts
 
 
-def _facts_from_logs(method: str, out: Path) -> Dict[str, float]:
-    """For --evaluate-only on runs made before facts.json existed: read steps and times from the run's logs
-    (seconds from the calibration's first log line to the run's last event: a slight underestimate)."""
-    facts_file = out / "facts.json"
-    if facts_file.exists():
-        return json.loads(facts_file.read_text())
-    rows = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
-    first = json.loads((out / "calibration" / "metrics.jsonl").read_text().splitlines()[0])["time"]
-    planned = json.loads((out / "run" / "train_config.json").read_text())["steps"]
-    done = max(r["step"] for r in rows)
+def run_facts(run: Path) -> Dict[str, object]:
+    """Steps, images, minutes and the recipe (every option that differs from the method's defaults) of a training
+    run folder, from its train_config.json and metrics.jsonl."""
+    from benchmarks.common import run_clock, run_events
+    from ganedit.methods import get_method
+
+    cfg = json.loads((run / "train_config.json").read_text())
+    rows = run_events(run)
+    done = max(int(r["step"]) for r in rows)
     stopped = [r.get("signal", "") for r in rows if r.get("event") == "stopped"]
-    return {"steps_planned": planned, "steps_done": done, "images": done * RECIPES[method]["batch"],
-            "seconds": round(rows[-1]["time"] - first, 1), "stopped_by": stopped[-1] if stopped else ""}
+    defaults = get_method(cfg["method"]).defaults
+    shown = ("netG", "ngf", "ndf", "batch", "upsample")
+    changed = {k: cfg[k] for k in defaults if k in cfg and k not in shown and k not in ("steps", "snapshot_n", "crop_size", "load_size")
+               and cfg[k] != defaults[k]}
+    return {"method": cfg["method"], "steps_done": done, "images": done * int(cfg["batch"]), "minutes": round(run_clock(run)(done), 1),
+            "stopped_by": str(stopped[-1]) if stopped else "", "recipe": {**{k: cfg[k] for k in shown if k in cfg}, **changed}}
+
+
+def curve(run: Path, a: torch.Tensor, b: torch.Tensor) -> List[Dict[str, float]]:
+    """PSNR and sharpness of every training checkpoint the run kept: the quality-against-time curve. (The lr
+    decay is fitted to the whole run, so a point is what this run had reached then, not a shorter run's end.)"""
+    import ganedit
+    from benchmarks.common import checkpoint_step, run_checkpoints, run_clock
+    from ganedit.metrics.groundtruth import sharpness_ratio
+    from ganedit.metrics.image import psnr
+
+    clock, points = run_clock(run), []
+    for path in run_checkpoints(run):
+        y = _evaluate(ganedit.load(path), a)
+        step = checkpoint_step(path)
+        points.append({"step": step, "minutes": round(clock(step), 1), "psnr": round(psnr(y, b).mean().item(), 2),
+                       "sharpness": round(float(sharpness_ratio(y, b).mean()), 3)})
+    return points
 
 
 def _evaluate(model: torch.nn.Module, a: torch.Tensor) -> torch.Tensor:
@@ -149,14 +179,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="wall-time budget per method")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--methods", nargs="+", default=["pix2pix", "cyclegan"], choices=sorted(RECIPES))
+    parser.add_argument("--methods", nargs="*", default=["pix2pix", "cyclegan"], choices=sorted(RECIPES),
+                        help="recipes to train here (NAME:official = the official widths and batch)")
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER",
+                        help="also score a run trained elsewhere (ganedit train ... -o FOLDER) under NAME; repeatable")
     parser.add_argument("--out", default="runs/translation_quality", help="run folders (checkpoints, models)")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the models already trained in --out")
     parser.add_argument("--no-write", action="store_true", help="print only (no BENCHMARKS.md section, no grid)")
     args = parser.parse_args()
 
     import ganedit
-    from ganedit.data.io import write_grid
+    from ganedit.cli.demo import labelled_rows
     from ganedit.methods.pix2pix import synthetic_pairs
     from ganedit.metrics.image import psnr, ssim
 
@@ -166,16 +199,23 @@ def main() -> None:
     train_b = synthetic_pairs(TRAIN_COUNT, args.size, 0, paired=False).b  # the CycleGAN B set (no pairing used)
     mean, std = lab_stats(train_b)
     outputs = {"copy-input": a.clone(), "Lab colour transfer": colour_transfer(a, mean.mean(0), std.mean(0))}
-    facts: Dict[str, Dict[str, float]] = {}
+    runs: Dict[str, Path] = {}
     for method in args.methods:
-        out = Path(args.out) / method
-        if args.evaluate_only:
-            facts[method] = _facts_from_logs(method, out)
-        else:
+        out = Path(args.out) / method.replace(":", "_")
+        if not args.evaluate_only:
             print(f"training {method} for at most {args.minutes:g} min ...", flush=True)
-            facts[method] = _train(method, args.size, args.minutes, out)
-        print(f"  {facts[method]}", flush=True)
-        outputs[method] = _evaluate(ganedit.load(out / "run" / "model"), a)
+            _train(method, args.size, args.minutes, out)
+        runs[method] = out / "run"
+    for item in args.run:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "model").is_dir():
+            raise SystemExit(f"--run {item!r}: expected NAME=FOLDER with FOLDER/model (a ganedit training run)")
+        runs[name] = Path(folder)
+    facts = {name: run_facts(run) for name, run in runs.items()}
+    curves = {name: curve(run, a, b) for name, run in runs.items()}
+    for name, run in runs.items():
+        print(f"  {name}: {facts[name]}", flush=True)
+        outputs[name] = _evaluate(ganedit.load(run / "model"), a)
 
     # the paired test set's segmentation (its B renders the same structure): region PSNRs
     from ganedit.data.synthetic.factors import sample_appearance, sample_structure
@@ -191,7 +231,8 @@ def main() -> None:
               + "  ".join(f"{r} {v:.2f}" for r, v in regions[name].items()), flush=True)
 
     best_baseline = max(scores["copy-input"][0], scores["Lab colour transfer"][0])
-    cmd = "python -m benchmarks.bench_translation_quality" + (f" --minutes {args.minutes:g}" if args.minutes != 20 else "") + f" --out {args.out}"
+    cmd = ("python -m benchmarks.bench_translation_quality" + (f" --minutes {args.minutes:g}" if args.minutes != 20 else "")
+           + " --methods" + "".join(f" {m}" for m in args.methods) + "".join(f" --run {r}" for r in args.run) + f" --out {args.out}")
     evaluated = f" (then `{cmd} --evaluate-only`)" if args.evaluate_only else ""
     lines = [
         "## Translation quality against the synthetic world's ground truth (64 px, CPU)",
@@ -206,10 +247,10 @@ def main() -> None:
     for name, (p, s) in scores.items():
         if name in facts:
             f = facts[name]
-            spec = ", ".join(f"{k} {v}" for k, v in RECIPES[name].items())
-            training = f"{f['steps_done']} steps ({f['images']} images) in {f['seconds'] / 60:.1f} min; {spec}"
+            spec = ", ".join(f"{k} {v}" for k, v in f["recipe"].items())  # type: ignore[union-attr]
+            training = f"{f['method']}: {f['steps_done']} steps ({f['images']} images) in {f['minutes']} min of steps; {spec}"
             if f["stopped_by"]:
-                training += f"; stopped at the time limit after {f['steps_done']} of {f['steps_planned']} planned steps (linear decay unfinished)"
+                training += f"; stopped: {f['stopped_by']}"
             gain = f"{p - best_baseline:+.2f} dB"
         else:
             training, gain = "none (baseline)", ""
@@ -217,15 +258,19 @@ def main() -> None:
                      + " | ".join(f"{regions[name][r]:.2f}" for r in ("face", "hair", "background", "clothes")) + " |")
     lines += ["", "sharpness: output / truth gradient energy (1 is right; a blur far below 1, speckle far above); face / hair / "
               "background / clothes: PSNR (dB) inside that region of the truth's segmentation."]
-    lines += ["", f"Grid (rows: input (= copy-input), colour transfer, {', '.join(args.methods)}, ground truth): "
-              f"`{GRID_PATH.relative_to(REPO)}`."]
+    if any(len(c) > 1 for c in curves.values()):
+        lines += ["", "Quality against training time (every checkpoint each run kept; the lr decay is fitted to the whole run):", "",
+                  "| method | minutes | step | PSNR dB | sharpness |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {name} | {pt['minutes']} | {pt['step']} | {pt['psnr']:.2f} | {pt['sharpness']:.2f} |" for name, c in curves.items() for pt in c]
+    lines += ["", f"Grid (labelled rows: input, colour transfer, {', '.join(runs)}, ground truth): `{GRID_PATH.relative_to(REPO)}`."]
     markdown = "\n".join(lines)
     print()
     print(markdown)
     if not args.no_write:
-        rows = [a[:8]] + [outputs[k][:8] for k in outputs if k != "copy-input"] + [b[:8]]
+        rows = [("input A (domain X)", a[:8]), ("Lab colour transfer", outputs["Lab colour transfer"][:8])]
+        rows += [(name, outputs[name][:8]) for name in runs] + [("ground truth (domain Y)", b[:8])]
         GRID_PATH.parent.mkdir(parents=True, exist_ok=True)
-        write_grid(torch.cat(rows), GRID_PATH, nrow=8)
+        labelled_rows(rows, GRID_PATH)
         write_section("translation_quality", markdown)
 
 

@@ -67,3 +67,45 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def run_events(run: Path) -> List[Dict[str, object]]:
+    """The rows of a training run's metrics.jsonl (``ganedit train`` writes one per log step and event)."""
+    import json
+
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics.jsonl (not a ganedit training run folder?)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_clock(run: Path) -> Callable[[int], float]:
+    """step -> minutes of training at that step, from the time stamps in metrics.jsonl. The first rows come a few
+    steps in, so the start is extrapolated back from the first two time-stamped steps."""
+    rows = sorted({int(r["step"]): float(r["time"]) for r in run_events(run) if "time" in r and "step" in r}.items())  # type: ignore[arg-type]
+    if len(rows) < 2:
+        raise ValueError(f"{run}: fewer than two time-stamped steps in metrics.jsonl")
+    (s0, t0), (s1, t1) = rows[0], rows[1]
+    start = t0 - s0 * (t1 - t0) / max(1, s1 - s0)
+    times = dict(rows)
+
+    def minutes(step: int) -> float:
+        if step in times:
+            return (times[step] - start) / 60.0
+        before = max((s for s in times if s <= step), default=rows[0][0])
+        after = min((s for s in times if s >= step), default=rows[-1][0])
+        if after == before:
+            return (times[before] - start) / 60.0
+        t = times[before] + (times[after] - times[before]) * (step - before) / (after - before)
+        return (t - start) / 60.0
+
+    return minutes
+
+
+def run_checkpoints(run: Path) -> List[Path]:
+    """The training checkpoints a run kept (``checkpoints/step-*.pt``), oldest first."""
+    return sorted((Path(run) / "checkpoints").glob("step-*.pt"))
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(Path(path).stem.split("-")[1])

@@ -151,3 +151,22 @@ def test_recipe_with_color_swap_logs_the_term(tmp_path):
     values = [r["G/G_color_swap"] for r in rows if "G/G_color_swap" in r]
     assert len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values)
     assert trainer.method.weights().lambda_color_swap == 10.0
+
+
+def test_gan_schedule_skips_the_discriminator_until_it_starts(tmp_path):
+    """gan_start_kimg: no D step (D unchanged, no GAN terms logged) before the start; gan_ramp_kimg: the GAN weights
+    then grow linearly (gan_factor), and the default (0, 0) is the official recipe (factor 1 from the first step)."""
+    from ganedit.methods.swapae import gan_factor
+
+    assert gan_factor(0, 0.0, 0.0) == 1.0
+    assert gan_factor(7, 0.016, 0.0) == 0.0 and gan_factor(16, 0.016, 0.0) == 1.0
+    assert gan_factor(24, 0.016, 0.016) == pytest.approx(0.5) and gan_factor(40, 0.016, 0.016) == 1.0
+    trainer = train("swapae", {**FAST, "data": "synthetic:16", "out": str(tmp_path / "run"), "steps": 2, "gan_start_kimg": 0.016})
+    sae = trainer.method.nets["sae"]
+    assert int(sae.num_discriminator_iters) == 0  # steps 0 and 1 saw 0 and 8 images: before the start
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = set().union(*(r.keys() for r in rows if "G/G_L1" in r))
+    assert not any(k.startswith("D/") or "GAN" in k for k in logged)
+    trainer = train("swapae", {**FAST, "data": "synthetic:16", "out": str(tmp_path / "run"), "steps": 3, "gan_start_kimg": 0.016},
+                    resume="auto")
+    assert int(trainer.method.nets["sae"].num_discriminator_iters) == 1  # step 2 saw 16 images: the GAN is on

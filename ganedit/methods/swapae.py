@@ -74,6 +74,16 @@ from ganedit.models.swapae.discriminators import rounded_log2
 from ganedit.models.swapae.recolor import PARAMS, recolor
 
 
+def gan_factor(images_seen: int, start_kimg: float, ramp_kimg: float) -> float:
+    """Scale of the GAN weights after ``images_seen`` images: 0 before ``start_kimg`` thousand images, then a linear
+    ramp to 1 over ``ramp_kimg`` thousand (both 0: always 1, the official recipe). A pure function of the step's
+    image count, so a resumed run continues on the same schedule."""
+    past = images_seen / 1000.0 - start_kimg
+    if past < 0:
+        return 0.0
+    return 1.0 if ramp_kimg <= 0 else min(1.0, past / ramp_kimg)
+
+
 class SwapAE(Method):
     name = "swapae"
     description = "Swapping Autoencoder: structure/texture codes, official losses, patch co-occurrence D, lazy R1"
@@ -96,6 +106,8 @@ class SwapAE(Method):
         "lambda_color_swap": 30.0,  # ganedit addition (losses.color_swap_loss); the official recipe: 0
         "color_swap_warp": 3.0,  # recolor(warp=): 0 = one colour cast per image; > 0 also recolours each region differently
         "r1_every": 16,
+        "gan_start_kimg": 0.0,  # ganedit addition: no D step and no GAN terms before this many images (0: official)
+        "gan_ramp_kimg": 0.0,  # ganedit addition: then the GAN weights grow linearly to their values over this many
         "patch_num_crops": 8,
         "patch_min_scale": 0.125,
         "patch_max_scale": 0.25,
@@ -109,6 +121,7 @@ class SwapAE(Method):
         "structure_channels": channels(), "structure_downsampling": Range(0, 12, integer=True), "texture_channels": channels(),
         "betas": adam_betas(), "lambda_L1": Range(0), "lambda_GAN": Range(0), "lambda_PatchGAN": Range(0), "lambda_R1": Range(0),
         "lambda_patch_R1": Range(0), "lambda_color_swap": Range(0), "color_swap_warp": Range(0), "r1_every": Range(0, integer=True),
+        "gan_start_kimg": Range(0), "gan_ramp_kimg": Range(0),
         "patch_num_crops": Range(1, 1024, integer=True), "patch_min_scale": Range(0, 1, above=True),
         "patch_max_scale": Range(0, 1, above=True), "patch_use_aggregation": OneOf((True, False)), "hflip": OneOf((True, False)),
     }
@@ -123,9 +136,12 @@ class SwapAE(Method):
     def build_data(self) -> torch.utils.data.Dataset:
         return open_training_images(str(self.cfg["data"]), int(self.cfg["size"]), int(self.cfg["seed"]), who="swapae", skip_bad=bool(self.cfg["skip_bad"]))
 
-    def weights(self) -> L.LossWeights:
+    def weights(self, images_seen: int = -1) -> L.LossWeights:
+        """The loss weights; with ``images_seen`` >= 0, the GAN weights of the schedule at that point of the run."""
         c = self.cfg
-        return L.LossWeights(c["lambda_L1"], c["lambda_GAN"], c["lambda_PatchGAN"], c["lambda_R1"], c["lambda_patch_R1"], c["lambda_color_swap"])
+        gan = 1.0 if images_seen < 0 else gan_factor(images_seen, c["gan_start_kimg"], c["gan_ramp_kimg"])
+        return L.LossWeights(c["lambda_L1"], c["lambda_GAN"] * gan, c["lambda_PatchGAN"] * gan, c["lambda_R1"], c["lambda_patch_R1"],
+                             c["lambda_color_swap"])
 
     def make_model(self) -> SwappingAutoencoder:
         c = self.cfg
@@ -165,7 +181,7 @@ class SwapAE(Method):
             real = torch.where(flip.view(-1, 1, 1, 1), real.flip(3), real)
         d_rows, g_rows, rec_rows = self.layout(n, real.device)
         real_d, real_g = real[d_rows], real[g_rows]
-        w = self.weights()
+        w = self.weights(ctx.images_seen)
         # Layer noise and patch crops come from the step's global-batch stream (ctx), not the per-process RNG.
         hw = (real.shape[2] // m.downsampling, real.shape[3] // m.downsampling)
         shapes = m.G.noise_shapes(hw)

@@ -58,12 +58,13 @@ def _noise_rows(noise, rows: Rows):
     return {k: v if v.shape[0] == 1 else select_rows(v, rows) for k, v in noise.items()}  # batch-1 noise broadcasts
 
 
-def _rec_and_mix(model, real: torch.Tensor, noise, rec_rows: Rows = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _rec_and_mix(model, real: torch.Tensor, noise, rec_rows: Rows = None,
+                 with_mix: bool = True) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """rec = G(sp[rows], gl[rows]) (rows: the first half by default); mix = G(swap_pairs(sp), gl): image i keeps
-    its texture, takes its partner's structure."""
+    its texture, takes its partner's structure (None without ``with_mix``: only the GAN terms read it)."""
     sp, gl = model.E(real)
     rec = model.G(select_rows(sp, rec_rows), select_rows(gl, rec_rows), _noise_rows(noise, rec_rows))
-    mix = model.G(model.swap_pairs(sp), gl, noise)
+    mix = model.G(model.swap_pairs(sp), gl, noise) if with_mix else None
     return sp, gl, rec, mix
 
 
@@ -94,7 +95,7 @@ def generator_losses(model, real: torch.Tensor, w: LossWeights = LossWeights(), 
     """G step (updates E and G): L1 reconstruction, GAN on rec (x0.5) and mix (x1.0), patch co-occurrence GAN;
     with ``lambda_color_swap`` > 0 also :func:`color_swap_loss` on ``recolored`` (recoloured copies of the
     reconstructed rows of ``real``: the first half, or ``rec_rows``)."""
-    _, gl, rec, mix = _rec_and_mix(model, real, noise, rec_rows)
+    _, gl, rec, mix = _rec_and_mix(model, real, noise, rec_rows, with_mix=w.lambda_GAN > 0 or w.lambda_PatchGAN > 0)
     l1 = F.l1_loss(rec, select_rows(real, rec_rows))
     metrics = {"L1_dist": l1.detach()}
     losses: Dict[str, torch.Tensor] = {}
