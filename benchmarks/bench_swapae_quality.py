@@ -8,6 +8,11 @@ Copies the swap grid and its ground-truth grid to docs/results/swapae/ and write
 
     OMP_NUM_THREADS=2 python -m benchmarks.bench_swapae_quality --train-minutes 30 --threads 2 --out runs/swapae_quality  # train, score
     python -m benchmarks.bench_swapae_quality                                                # the shipped model
+    python -m benchmarks.bench_swapae_quality --run runs/swapae_long                          # a run's model + its curve
+
+``--run FOLDER`` scores a run trained with ``ganedit train swapae -o FOLDER`` (its exported model) and every training
+checkpoint it kept on ``--curve-pairs`` pairs: the quality-against-time curve (swap PSNR, its margin over copy B,
+sharpness, reconstruction PSNR against the minutes of training).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -83,11 +88,48 @@ def report_lines(summary: Dict[str, Any], command: str, threads: int) -> str:
     return "\n".join(lines)
 
 
+def checkpoint_curve(run: Path, pairs: int) -> List[Dict[str, float]]:
+    """Swap / copy-B / sharpness / reconstruction scores of every checkpoint a run kept, with its training minutes."""
+    import ganedit
+    from benchmarks.common import checkpoint_step, run_checkpoints, run_clock
+    from ganedit.cli.demo_swapae import without_discriminators
+    from ganedit.edit.swapae import swap
+    from ganedit.metrics.groundtruth import SwapPairs, copy_b_baseline, heldout_swap_pairs, score_swap
+
+    held = heldout_swap_pairs(pairs, 64)
+    own = SwapPairs(held.a, held.a, held.a, held.segmentation)
+    copy_b = score_swap(copy_b_baseline, held)["psnr"]
+    clock, points = run_clock(run), []
+    for path in run_checkpoints(run):
+        m = without_discriminators(ganedit.load(path)).eval()
+        step = checkpoint_step(path)
+        sw = score_swap(lambda a, b: swap(m, a, b, (1.0,), seed=0)[:, 0], held)
+        rec = score_swap(lambda a, b: swap(m, a, a, (0.0,), seed=0)[:, 0], own)
+        points.append({"step": step, "minutes": round(clock(step), 1), "swap": sw["psnr"], "over_copy_b": sw["psnr"] - copy_b,
+                       "sharpness": sw["sharpness"], "reconstruction": rec["psnr"]})
+        print(f"  curve: step {step} ({points[-1]['minutes']} min): swap {sw['psnr']:.2f} dB ({sw['psnr'] - copy_b:+.2f} over copy B), "
+              f"sharpness {sw['sharpness']:.3f}, reconstruction {rec['psnr']:.2f} dB", flush=True)
+    return points
+
+
+def curve_lines(points: List[Dict[str, float]], pairs: int) -> List[str]:
+    if not points:
+        return []
+    lines = ["", f"Quality against training time (every checkpoint the run kept, {pairs} held-out pairs):", "",
+             "| minutes | step | swap PSNR (dB) | swap minus copy B | sharpness | reconstruction PSNR (dB) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {p['minutes']} | {p['step']} | {p['swap']:.2f} | {p['over_copy_b']:+.2f} | {p['sharpness']:.3f} | {p['reconstruction']:.2f} |"
+              for p in points]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-minutes", type=float, default=0.0, help="train a model first for this long (0: load one)")
     parser.add_argument("--train-images", type=int, default=4000, help="synthetic training images")
     parser.add_argument("--model", type=Path, default=None, help="model to score (default: the shipped one)")
+    parser.add_argument("--run", type=Path, default=None, help="a training run folder: score its model and its checkpoints' curve")
+    parser.add_argument("--curve-pairs", type=int, default=200, help="held-out pairs per checkpoint of the --run curve")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "swapae_quality", help="report (and run) folder")
     parser.add_argument("--pairs", type=int, default=500, help="held-out pairs scored")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -100,6 +142,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from ganedit.cli.demo import REPORT, DemoContext, format_scores, run_demo
 
+    if args.run is not None:
+        args.model = args.run / "model"
     ctx = DemoContext(out=args.out, size=64, n=32, pairs=args.pairs, model_path=args.model, train=args.train_minutes > 0,
                       train_minutes=args.train_minutes, train_images=args.train_images, edit_pairs=64)
     summary = run_demo(ctx, REPORT)
@@ -107,9 +151,13 @@ def main() -> None:
     command = "python -m benchmarks.bench_swapae_quality" + (f" --train-minutes {args.train_minutes:g} --train-images {args.train_images}" if ctx.train else "")
     if args.threads != 1:
         command = f"OMP_NUM_THREADS={args.threads} {command} --threads {args.threads}"
-    if args.model is not None:
+    if args.run is not None:
+        command += f" --run {args.run}"
+    elif args.model is not None:
         command += f" --model {args.model}"
     text = report_lines(summary, command, args.threads)
+    if args.run is not None:
+        text += "\n" + "\n".join(curve_lines(checkpoint_curve(args.run, args.curve_pairs), args.curve_pairs))
     print(text)
     if args.ship:
         import ganedit

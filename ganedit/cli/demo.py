@@ -55,8 +55,10 @@ def colour_segmentation(seg: "Any") -> "Any":
     return palette[seg].permute(0, 3, 1, 2).contiguous()
 
 
-def labelled_rows(rows: Sequence[Tuple[str, "Any"]], path: Path, padding: int = 2, label_width: int = 0) -> None:
-    """Write a grid with one row per (label, [N,3,H,W] images) and the label in a left margin."""
+def labelled_rows(rows: Sequence[Tuple[str, "Any"]], path: Path, padding: int = 2, label_width: int = 0,
+                  columns: Sequence[str] = ()) -> None:
+    """Write a grid with one row per (label, [N,3,H,W] images) and the label in a left margin; ``columns``, if
+    given, labels the columns in a top margin (e.g. the alpha of each interpolation step)."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -65,9 +67,14 @@ def labelled_rows(rows: Sequence[Tuple[str, "Any"]], path: Path, padding: int = 
     grids = [to_uint8_hwc(make_grid(images, nrow=images.shape[0], padding=padding)) for _, images in rows]
     width = max(g.shape[1] for g in grids)
     label_width = label_width or 8 + 6 * max(len(label) for label, _ in rows)
-    canvas = Image.new("RGB", (label_width + width, sum(g.shape[0] for g in grids)), (255, 255, 255))
+    top = 14 if columns else 0
+    canvas = Image.new("RGB", (label_width + width, top + sum(g.shape[0] for g in grids)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    y = 0
+    if columns:
+        cell = rows[0][1].shape[-1] + padding
+        for i, text in enumerate(columns):
+            draw.text((label_width + padding + i * cell, 2), text, fill=(0, 0, 0))
+    y = top
     for (label, _), g in zip(rows, grids):
         canvas.paste(Image.fromarray(np.ascontiguousarray(g)), (label_width, y))
         draw.text((4, y + g.shape[0] // 2 - 5), label, fill=(0, 0, 0))

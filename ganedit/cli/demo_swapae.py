@@ -119,7 +119,7 @@ def item_interpolation(ctx: Any) -> None:
     p = heldout_swap_pairs(4, ctx.size, ctx.seed)
     strips = swap(ctx.model, p.a, p.b, ALPHAS, seed=ctx.seed).clamp(-1, 1).cpu()  # (4, A, 3, H, W)
     rows = [(f"pair {i}", torch.cat([p.a[i : i + 1], strips[i], p.b[i : i + 1]])) for i in range(p.a.shape[0])]
-    labelled_rows(rows, ctx.out / "interpolation.png")
+    labelled_rows(rows, ctx.out / "interpolation.png", columns=["A"] + [f"a={a:g}" for a in ALPHAS] + ["B"])
     ctx.files.append(ctx.out / "interpolation.png")
 
 
