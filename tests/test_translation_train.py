@@ -67,6 +67,17 @@ def test_pix2pix_recipe_trains_and_exports(tmp_path):
     assert isinstance(model, UnetGenerator) and model.config["num_downs"] == 5 and model.config["ngf"] == 4
 
 
+def test_pix2pix_l1_only_ablation_skips_the_discriminator(tmp_path):
+    """lambda_GAN=0: no D step (its optimiser never steps, no D or GAN values logged), G still learns from L1;
+    the exported generator keeps the resize upsampling asked for."""
+    trainer = train("pix2pix", {**FAST, "out": str(tmp_path / "run"), "steps": 2, "netG": "unet_32", "lambda_GAN": 0.0, "upsample": "resize"})
+    assert not trainer.method.opts["D"].state and trainer.method.opts["G"].state
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = set().union(*(r.keys() for r in rows if "G/G_L1" in r))
+    assert not any(k.startswith("D/") or k == "G/G_GAN" for k in logged)
+    assert ganedit.load(tmp_path / "run" / "model").config["upsample"] == "resize"
+
+
 def test_cyclegan_resume_continues_schedule_and_pool_exactly(tmp_path):
     cfg = {**FAST, "netG": "resnet_1blocks", "pool_size": 3, "steps": 4}
     straight = train("cyclegan", {**cfg, "out": str(tmp_path / "a")})

@@ -110,6 +110,7 @@ def infer_architecture(state: Dict[str, torch.Tensor]) -> Tuple[str, Dict[str, A
             "ngf": int(first.shape[0]),
             "norm": _norm_from(state, "model.model.1.model.2.weight", "model.model.0.bias"),
             "use_dropout": True,
+            "upsample": "transposed",  # the junyanz networks have no other
         }
         return "pix2pix.UnetGenerator", config, assumed
     if kind == "resnet":
@@ -127,6 +128,7 @@ def infer_architecture(state: Dict[str, torch.Tensor]) -> Tuple[str, Dict[str, A
             "n_blocks": len(blocks),
             "norm": _norm_from(state, "model.2.weight", "model.1.bias"),
             "use_dropout": bool(second is not None and second.dim() == 4),
+            "upsample": "transposed",
         }
         return "cyclegan.ResnetGenerator", config, assumed
     if kind == "patchgan":

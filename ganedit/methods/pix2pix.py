@@ -128,7 +128,7 @@ def translation_limits() -> Dict[str, Any]:
     return {
         "netD": OneOf(("basic", "n_layers", "pixel")), "n_layers_D": NET["n_layers"], "ngf": NET["ngf"], "ndf": NET["ndf"],
         "norm": OneOf(NORMS), "use_dropout": OneOf((True, False)), "upsample": NET["upsample"], "input_nc": NET["input_nc"], "output_nc": NET["output_nc"],
-        "init_gain": NET["init_gain"], "gan_mode": OneOf(GAN_MODES), "lambda_L1": Range(0), "lambda_A": Range(0),
+        "init_gain": NET["init_gain"], "gan_mode": OneOf(GAN_MODES), "lambda_L1": Range(0), "lambda_GAN": Range(0), "lambda_A": Range(0),
         "lambda_B": Range(0), "lambda_identity": Range(0), "pool_size": Range(0, 1 << 20, integer=True),
         "beta1": Range(0, 1, below=True), "decay_from": probability(), "direction": OneOf(("AtoB", "BtoA")),
         "load_size": side(0), "crop_size": side(0),  # 0: follow the data (pair_sizes)
@@ -173,6 +173,7 @@ class Pix2Pix(Method):
         "init_gain": 0.02,
         "gan_mode": "vanilla",
         "lambda_L1": 100.0,
+        "lambda_GAN": 1.0,  # official: the GAN term is unweighted (1); 0 = an L1-only ablation (no D step)
         "lr": 2e-4,
         "beta1": 0.5,
         "batch": 1,
@@ -225,22 +226,29 @@ class Pix2Pix(Method):
         mode = self.cfg["gan_mode"]
         with ctx.autocast(), dropout_noise(G, ctx.rand):
             fake_B = G(real_A)
-        # D phase: real pairs against generated ones (the generator's output detached).
-        set_requires_grad(D, True)
-        with ctx.autocast():
-            loss_D_fake = gan_loss(D(torch.cat([real_A, fake_B.detach()], 1)), False, mode)
-            loss_D_real = gan_loss(D(torch.cat([real_A, real_B], 1)), True, mode)
-            loss_D = 0.5 * (loss_D_fake + loss_D_real)
-        ctx.optimize("D", loss_D)
+        lambda_gan = float(self.cfg["lambda_GAN"])
+        logs: Dict[str, Any] = {}
+        if lambda_gan > 0:  # (without the GAN term D has nothing to teach: an L1-only ablation skips it)
+            # D phase: real pairs against generated ones (the generator's output detached).
+            set_requires_grad(D, True)
+            with ctx.autocast():
+                loss_D_fake = gan_loss(D(torch.cat([real_A, fake_B.detach()], 1)), False, mode)
+                loss_D_real = gan_loss(D(torch.cat([real_A, real_B], 1)), True, mode)
+                loss_D = 0.5 * (loss_D_fake + loss_D_real)
+            ctx.optimize("D", loss_D)
+            logs.update({"D/D_real": loss_D_real.detach(), "D/D_fake": loss_D_fake.detach()})
         # G phase: fool the updated D and stay close to B in L1.
         set_requires_grad(D, False)
         with ctx.autocast():
-            loss_G_GAN = gan_loss(D(torch.cat([real_A, fake_B], 1)), True, mode)
             loss_G_L1 = F.l1_loss(fake_B, real_B) * float(self.cfg["lambda_L1"])
-        ctx.optimize("G", loss_G_GAN + loss_G_L1)
+            loss_G = loss_G_L1
+            if lambda_gan > 0:
+                loss_G_GAN = gan_loss(D(torch.cat([real_A, fake_B], 1)), True, mode)
+                loss_G = loss_G + lambda_gan * loss_G_GAN
+                logs["G/G_GAN"] = loss_G_GAN.detach()
+        ctx.optimize("G", loss_G)
         set_requires_grad(D, True)
-        return {"D/D_real": loss_D_real.detach(), "D/D_fake": loss_D_fake.detach(),
-                "G/G_GAN": loss_G_GAN.detach(), "G/G_L1": loss_G_L1.detach()}
+        return {**logs, "G/G_L1": loss_G_L1.detach()}
 
     def snapshot_inputs(self, dataset: torch.utils.data.Dataset, n: int, generator: torch.Generator) -> Dict[str, torch.Tensor]:
         picks = torch.randperm(len(dataset), generator=generator)[:n].tolist()  # type: ignore[arg-type]
