@@ -18,6 +18,10 @@ the global batch from the step's noise stream (``ctx.rand``), not from each proc
 Sizes follow the data by default (``load_size``/``crop_size`` 0, ``netG`` auto; ``ganedit/methods/pair_sizes.py``):
 256 px pairs get the official 286 / 256 / unet_256, 64 px pairs 72 / 64 / unet_64.
 
+Two ablation switches that the official code does not have (defaults = official): ``upsample="resize"`` builds the
+U-Net with nearest x2 + 3x3 convs instead of transposed convs (``models/pix2pix.py``), and ``lambda_GAN`` weights
+the adversarial term (0: L1 only, no D step). docs/training.md ("Sharp results") has what each one measured.
+
 Example: ``ganedit train pix2pix --data synthetic:2000 --steps 4000``.
 """
 from __future__ import annotations
