@@ -15,7 +15,9 @@ from ganedit.models.swapae import SwappingAutoencoder
 from ganedit.train.loop import train
 
 FAST = {"size": 64, "width": 8, "texture_channels": 32, "batch": 8, "workers": 0, "device": "cpu", "tensorboard": False,
-        "quiet": True, "log_every": 1, "snapshot_every": 3, "checkpoint_every": 3}
+        "quiet": True, "log_every": 1, "snapshot_every": 3, "checkpoint_every": 3,
+        # the official optimiser and GAN schedule (the CPU defaults start the GAN after 150k images)
+        "betas": [0.0, 0.99], "gan_start_kimg": 0, "gan_ramp_kimg": 0}
 
 
 
@@ -162,6 +164,7 @@ def test_gan_schedule_skips_the_discriminator_until_it_starts(tmp_path):
     assert gan_factor(7, 0.016, 0.0) == 0.0 and gan_factor(16, 0.016, 0.0) == 1.0
     assert gan_factor(24, 0.016, 0.016) == pytest.approx(0.5) and gan_factor(40, 0.016, 0.016) == 1.0
     trainer = train("swapae", {**FAST, "data": "synthetic:16", "out": str(tmp_path / "run"), "steps": 2, "gan_start_kimg": 0.016})
+    assert get_method("swapae").defaults["gan_start_kimg"] > 0  # the CPU default: reconstruction first
     sae = trainer.method.nets["sae"]
     assert int(sae.num_discriminator_iters) == 0  # steps 0 and 1 saw 0 and 8 images: before the start
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -97,7 +97,7 @@ class SwapAE(Method):
         "batch": 16,  # two halves of 8: one for the D step, one for the G step
         "steps": 5000,
         "lr": 0.002,
-        "betas": [0.0, 0.99],
+        "betas": [0.9, 0.99],  # official: [0, 0.99] (module docstring: momentum speeds up the reconstruction)
         "lambda_L1": 10.0,  # official: 1.0 (see the module docstring: 10 learns ~2x faster in short CPU runs)
         "lambda_GAN": 0.1,  # official: 1.0 (see the module docstring)
         "lambda_PatchGAN": 0.1,  # official: 1.0
@@ -106,8 +106,8 @@ class SwapAE(Method):
         "lambda_color_swap": 30.0,  # ganedit addition (losses.color_swap_loss); the official recipe: 0
         "color_swap_warp": 3.0,  # recolor(warp=): 0 = one colour cast per image; > 0 also recolours each region differently
         "r1_every": 16,
-        "gan_start_kimg": 0.0,  # ganedit addition: no D step and no GAN terms before this many images (0: official)
-        "gan_ramp_kimg": 0.0,  # ganedit addition: then the GAN weights grow linearly to their values over this many
+        "gan_start_kimg": 150.0,  # ganedit addition: no D step and no GAN terms before this many images (official: 0)
+        "gan_ramp_kimg": 10.0,  # ganedit addition: then the GAN weights grow linearly to their values over this many (official: 0)
         "patch_num_crops": 8,
         "patch_min_scale": 0.125,
         "patch_max_scale": 0.25,
