@@ -43,8 +43,9 @@ from benchmarks.common import REPO, machine_line, write_section  # noqa: E402
 
 TRAIN_COUNT, TEST_COUNT, TEST_SEED = 2000, 200, 1000
 RECIPES = {
-    # small nets for 64 px on a CPU; everything else is the official recipe (ganedit/methods/*.py)
-    "pix2pix": {"netG": "unet_64", "ngf": 32, "ndf": 32, "batch": 4},
+    # small nets for 64 px on a CPU; everything else is the official recipe (ganedit/methods/*.py). pix2pix's lr 1e-3
+    # (official 2e-4 at batch 1): +1.9 dB in a 10-minute screen at batch 4 (docs/training.md, "Sharp results")
+    "pix2pix": {"netG": "unet_64", "ngf": 32, "ndf": 32, "batch": 4, "lr": 1e-3},
     "cyclegan": {"netG": "resnet_6blocks", "ngf": 16, "ndf": 32, "batch": 1},
     # the official recipes (junyanz defaults; only the U-Net depth follows the 64 px images)
     "pix2pix:official": {"netG": "unet_64", "ngf": 64, "ndf": 64, "batch": 1},
