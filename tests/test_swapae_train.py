@@ -173,3 +173,9 @@ def test_gan_schedule_skips_the_discriminator_until_it_starts(tmp_path):
     trainer = train("swapae", {**FAST, "data": "synthetic:16", "out": str(tmp_path / "run"), "steps": 3, "gan_start_kimg": 0.016},
                     resume="auto")
     assert int(trainer.method.nets["sae"].num_discriminator_iters) == 1  # step 2 saw 16 images: the GAN is on
+
+
+def test_integer_betas_from_the_command_line_train(tmp_path):
+    """`--set betas=[0,0.99]` (the official value as typed) parses 0 as an int; the recipe must still build Adam."""
+    trainer = train("swapae", {**FAST, "data": "synthetic:8", "out": str(tmp_path / "run"), "steps": 1, "betas": [0, 0.99]})
+    assert tuple(trainer.method.opts["G"].param_groups[0]["betas"]) == (0.0, 0.99)
