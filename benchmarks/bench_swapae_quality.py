@@ -152,7 +152,7 @@ def main() -> None:
     if args.threads != 1:
         command = f"OMP_NUM_THREADS={args.threads} {command} --threads {args.threads}"
     if args.run is not None:
-        command += f" --run {args.run}"
+        command += f" --run {args.run}" + (f" --curve-pairs {args.curve_pairs}" if args.curve_pairs != 200 else "")
     elif args.model is not None:
         command += f" --model {args.model}"
     text = report_lines(summary, command, args.threads)
