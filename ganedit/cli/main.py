@@ -73,6 +73,13 @@ def main(argv: "list[str] | None" = None) -> None:
         sys.exit(exc.exit_code)
     except GaneditError as exc:
         click.echo(f"error: {exc}", err=True)
+        if type(exc).__name__ == "PeerLost":
+            # The process group is broken: gloo's transport threads can abort the interpreter's teardown
+            # ("terminate called without an active exception", SIGABRT) after the message is out. The checkpoints
+            # are written; leave without running destructors so the exit status stays 2.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
