@@ -102,8 +102,9 @@ def colour_transfer(a: torch.Tensor, target_mean: torch.Tensor, target_std: torc
 # ---------------------------------------------------------------------------------------------------- training
 
 
-def _train(method: str, size: int, minutes: float, out: Path) -> Dict[str, float]:
-    """Train within the time budget; returns timing facts. The exported model is in out/model."""
+def _train(method: str, size: int, minutes: float, out: Path) -> None:
+    """Train within the time budget into out/run (its model/ and kept checkpoints; ``run_facts`` reads the rest)."""
+    from benchmarks.common import run_events
     from ganedit.train.loop import train
 
     recipe = method.split(":")[0]
@@ -111,8 +112,7 @@ def _train(method: str, size: int, minutes: float, out: Path) -> Dict[str, float
             "tensorboard": False, "quiet": True, "log_every": 5, "snapshot_every": 0, "seed": 0}
     start = time.perf_counter()
     calib = train(recipe, {**base, "steps": 15, "checkpoint_every": 0, "out": str(out / "calibration")})
-    rows = [json.loads(line) for line in (out / "calibration" / "metrics.jsonl").read_text().splitlines()]
-    step_s = 1.0 / [r["speed/it_per_s"] for r in rows if "speed/it_per_s" in r][-1]
+    step_s = 1.0 / [float(r["speed/it_per_s"]) for r in run_events(out / "calibration") if "speed/it_per_s" in r][-1]  # type: ignore[arg-type]
     del calib
     budget = minutes * 60 - (time.perf_counter() - start) - 20  # 20 s for start-up and export
     steps = max(10, int(budget / step_s * 0.85))  # margin for the machine slowing down (shared cores)
@@ -127,10 +127,6 @@ def _train(method: str, size: int, minutes: float, out: Path) -> Dict[str, float
         import ganedit
 
         ganedit.save(trainer.method.export(), out / "run" / "model")
-    facts = {"steps_planned": steps, "steps_done": trainer.step, "images": trainer.step * RECIPES[method]["batch"],
-             "seconds": round(time.perf_counter() - start, 1), "stopped_by": trainer.stopped_by or ""}
-    (out / "facts.json").write_text(json.dumps(facts) + "\n")
-    return facts
 
 
 def run_facts(run: Path) -> Dict[str, object]:

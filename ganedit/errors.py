@@ -49,5 +49,9 @@ class ConfigError(GaneditError):
     """Options that do not fit together or do not fit the model."""
 
 
+class PeerLost(GaneditError):
+    """Another training process of the group died (or its connection broke) during a collective."""
+
+
 class StorageError(PathError):
     """A file cannot be written: the disk (or quota, or file-size limit) is full."""

@@ -179,3 +179,4 @@ def test_integer_betas_from_the_command_line_train(tmp_path):
     """`--set betas=[0,0.99]` (the official value as typed) parses 0 as an int; the recipe must still build Adam."""
     trainer = train("swapae", {**FAST, "data": "synthetic:8", "out": str(tmp_path / "run"), "steps": 1, "betas": [0, 0.99]})
     assert tuple(trainer.method.opts["G"].param_groups[0]["betas"]) == (0.0, 0.99)
+    assert all(type(b) is float for b in trainer.cfg["betas"])  # the config coerces a list of floats element-wise

@@ -23,7 +23,7 @@ import click
 
 import ganedit
 from ganedit.allocator import retain_freed_memory
-from ganedit.errors import GaneditError
+from ganedit.errors import GaneditError, PeerLost
 
 # large activations (1024 px StyleGAN2 layers) reuse freed memory instead of page-faulting in fresh pages
 # (ganedit/allocator.py, BENCHMARKS.md `psp`); users who configure malloc themselves keep their setting
@@ -73,7 +73,7 @@ def main(argv: "list[str] | None" = None) -> None:
         sys.exit(exc.exit_code)
     except GaneditError as exc:
         click.echo(f"error: {exc}", err=True)
-        if type(exc).__name__ == "PeerLost":
+        if isinstance(exc, PeerLost):
             # The process group is broken: gloo's transport threads can abort the interpreter's teardown
             # ("terminate called without an active exception", SIGABRT) after the message is out. The checkpoints
             # are written; leave without running destructors so the exit status stays 2.

@@ -85,7 +85,7 @@ class StyleGAN2Method(Method):
         if c["pl_batch_shrink"] < 1:
             raise ConfigError("stylegan2: pl_batch_shrink must be >= 1")
         self._check_invariance(D.stddev_group)
-        b1, b2 = (float(b) for b in c["betas"])  # `--set betas=[0,0.99]` parses 0 as an int; Adam wants floats
+        b1, b2 = c["betas"]
         opts = {}
         for name, net, every in (("G", G, c["pl_every"]), ("D", D, c["r1_every"])):
             k = every / (every + 1) if every > 0 else 1.0

@@ -176,7 +176,7 @@ class SwapAE(Method):
         if c["batch"] % 4:
             raise ConfigError(f"swapae: batch must be a multiple of 4 (two even halves per rank), got {c['batch']}")
         model = self.make_model().to(device).train()
-        b1, b2 = (float(b) for b in c["betas"])  # `--set betas=[0,0.99]` parses 0 as an int; Adam wants floats
+        b1, b2 = c["betas"]
         k = c["r1_every"] / (c["r1_every"] + 1) if c["r1_every"] > 0 else 1.0
         opt_g = torch.optim.Adam(list(model.G.parameters()) + list(model.E.parameters()), lr=c["lr"], betas=(b1, b2))
         opt_d = torch.optim.Adam(list(model.D.parameters()) + list(model.Dpatch.parameters()), lr=c["lr"] * k, betas=(b1**k, b2**k))

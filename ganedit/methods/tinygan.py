@@ -103,7 +103,7 @@ class TinyGAN(Method):
         c = self.cfg
         G = Generator(c["size"], c["z_dim"], c["channels"]).to(device)
         D = Discriminator(c["size"], c["channels"]).to(device)
-        b1, b2 = (float(b) for b in c["betas"])  # `--set betas=[0,0.99]` parses 0 as an int; Adam wants floats
+        b1, b2 = c["betas"]
         # Lazy R1 runs every r1_every steps with its loss scaled by r1_every; StyleGAN2's correction of Adam's
         # lr and betas keeps the effective optimiser the same as with R1 on every step.
         k = c["r1_every"] / (c["r1_every"] + 1) if c["r1_every"] > 0 else 1.0

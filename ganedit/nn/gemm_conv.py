@@ -16,29 +16,24 @@ ops) and inside :func:`native_convolutions` (used to count FLOPs with the standa
 from __future__ import annotations
 
 import contextlib
-import threading
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_NATIVE = threading.local()
+from ganedit.ops.standard import ThreadSwitch
+
+_NATIVE = ThreadSwitch()
 
 
-@contextlib.contextmanager
-def native_convolutions() -> Iterator[None]:
-    """Inside this block every Gemm* layer runs PyTorch's regular convolution kernel."""
-    previous = getattr(_NATIVE, "on", False)
-    _NATIVE.on = True
-    try:
-        yield
-    finally:
-        _NATIVE.on = previous
+def native_convolutions() -> "contextlib.AbstractContextManager[None]":
+    """Inside this block (this thread) every Gemm* layer runs PyTorch's regular convolution kernel."""
+    return _NATIVE.turned_on()
 
 
 def _plain_layer(layer: nn.Module) -> bool:
-    return (getattr(_NATIVE, "on", False) or layer.groups != 1 or layer.dilation != (1, 1) or torch.jit.is_tracing()
+    return (_NATIVE.on or layer.groups != 1 or layer.dilation != (1, 1) or torch.jit.is_tracing()
             or torch.compiler.is_compiling())
 
 

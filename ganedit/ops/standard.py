@@ -13,20 +13,35 @@ from typing import Iterator
 
 import torch
 
-_STATE = threading.local()
+
+class ThreadSwitch:
+    """A per-thread flag, off by default, that a ``with switch.turned_on():`` block sets (nesting restores it)."""
+
+    def __init__(self) -> None:
+        self._state = threading.local()
+
+    @property
+    def on(self) -> bool:
+        return getattr(self._state, "on", False)
+
+    @contextlib.contextmanager
+    def turned_on(self) -> Iterator[None]:
+        previous = self.on
+        self._state.on = True
+        try:
+            yield
+        finally:
+            self._state.on = previous
 
 
-@contextlib.contextmanager
-def standard_kernels() -> Iterator[None]:
+_STANDARD = ThreadSwitch()
+
+
+def standard_kernels() -> "contextlib.AbstractContextManager[None]":
     """Inside this block (this thread) the ops use only PyTorch's standard convolution calls."""
-    previous = getattr(_STATE, "on", False)
-    _STATE.on = True
-    try:
-        yield
-    finally:
-        _STATE.on = previous
+    return _STANDARD.turned_on()
 
 
 def rewrites_allowed() -> bool:
     """False inside :func:`standard_kernels`, under tracing (ONNX export) and under torch.compile."""
-    return not (getattr(_STATE, "on", False) or torch.jit.is_tracing() or torch.compiler.is_compiling())
+    return not (_STANDARD.on or torch.jit.is_tracing() or torch.compiler.is_compiling())

@@ -66,6 +66,10 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _coerce(key: str, value: Any, default: Any, raw: Any) -> Any:
     if default is None:
         return value
@@ -86,6 +90,8 @@ def _coerce(key: str, value: Any, default: Any, raw: Any) -> Any:
         return raw if isinstance(raw, str) else str(value)
     elif isinstance(default, list):
         if isinstance(value, (list, tuple)):
+            if default and all(isinstance(d, float) for d in default) and all(_is_number(v) for v in value):
+                return [float(v) for v in value]  # a list of floats (Adam's betas): `--set betas=[0,0.99]` parses 0 as an int
             return list(value)
     elif isinstance(default, dict):
         if isinstance(value, dict):

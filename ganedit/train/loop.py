@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Type
 import numpy as np
 import torch
 
-from ganedit.errors import CheckpointError, ConfigError, GaneditError
+from ganedit.errors import CheckpointError, ConfigError, GaneditError, PeerLost
 from ganedit.formats.atomic import remove_temporaries
 from ganedit.methods import get_method
 from ganedit.methods.base import Method
@@ -45,10 +45,6 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(GaneditError):
     """Too many consecutive steps with non-finite losses or gradients."""
-
-
-class PeerLost(GaneditError):
-    """Another training process of the group died (or its connection broke) during a collective."""
 
 
 # Budget calibration: after this share of the budget (and at least CALIBRATION_STEPS steps), the steps that
