@@ -12,7 +12,10 @@ spread over the samples:
 * ratio: |change| / leakage. The baseline is the mean ratio of ``--random`` random unit directions for the same
   factor. The bar (issue 15 §6): InterFaceGAN's ratio is at least 5x the random one for smile, yaw and glasses.
 
-Binary factors are read as the regressor's probability (``soft_factors``). Three fits of each factor's direction
+Binary factors are read as the regressor's probability, and a factor only where the image shows it
+(``ganedit.metrics.attributes.edit_readings``, ``edit_effect``): an image without glasses has no frame colour, so
+the frame colour's change counts on the images with glasses before and after the edit; and the factors a target
+can hide are part of it, not leakage (an edit of glasses shows a frame colour where there was none). Three fits of each factor's direction
 are measured (``fit_variants``): the paper's classifier on the extremes, ridge regression of the score on every
 sample, and that ridge direction made orthogonal to the ridge directions of every other factor the regressor reads
 (conditional manipulation against all of them). For ``--layer-factors`` each variant is also restricted to the
@@ -59,42 +62,14 @@ BAR = 5.0
 BAR_FACTORS = ("smile", "yaw", "glasses")
 
 
-def scalar_factors(predict: Callable[[torch.Tensor], Dict[str, torch.Tensor]], images: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """The regressor's continuous/binary factors as float [N] each (colours as mean RGB)."""
-    from ganedit.models.attributes import FACTOR_BY_NAME
-
-    out: Dict[str, torch.Tensor] = {}
-    for name, value in predict(images).items():
-        kind = FACTOR_BY_NAME[name].kind if name in FACTOR_BY_NAME else "continuous"
-        if kind not in ("continuous", "binary"):
-            continue
-        out[name] = value.float().mean(1) if value.dim() == 2 else value.float()
-    return out
+Readings = Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]
 
 
 @torch.no_grad()
-def soft_factors(images: torch.Tensor, R, batch_size: int = 256) -> Dict[str, torch.Tensor]:
-    """``predict_factors`` with every binary factor as the regressor's probability instead of its 0/1 class: an
-    edit's effect on it is then measured smoothly (a class flips only near the boundary, so a hard reading turns
-    small effects into noise), and InterFaceGAN labels it by scores and their extremes, as in the paper."""
-    from ganedit.models.attributes import decode_outputs
-
-    parts = []
-    for i in range(0, len(images), batch_size):
-        raw = R(images[i:i + batch_size].float())
-        out = decode_outputs(R.specs, raw)
-        for spec in R.specs:
-            if spec.kind == "binary":
-                out[spec.name] = torch.sigmoid(raw[spec.name][:, 0])
-        parts.append(out)
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-
-@torch.no_grad()
-def measure(G, predict, w: torch.Tensor, d: torch.Tensor, step: float, spread: Dict[str, torch.Tensor],
-            batch: int, rows: Optional[range] = None) -> Dict[str, float]:
-    """Mean change per unit strength of each factor (in units of its spread) between w - step d and w + step d
-    (on the w+ ``rows`` only, when given)."""
+def measure(G, read: Callable[[torch.Tensor], Dict[str, torch.Tensor]], w: torch.Tensor, d: torch.Tensor, step: float,
+            batch: int, rows: Optional[range] = None) -> Readings:
+    """The readings (``read``: ``edit_readings`` of the regressor) of w + step d and of w - step d (on the w+
+    ``rows`` only, when given)."""
     from ganedit.edit.directions import render_w
     from ganedit.edit.latents import apply, to_wplus
 
@@ -103,21 +78,25 @@ def measure(G, predict, w: torch.Tensor, d: torch.Tensor, step: float, spread: D
     ups, downs = [], []
     for i in range(0, len(w), batch):
         chunk = w[i:i + batch]
-        ups.append(scalar_factors(predict, render_w(G, apply(chunk, d, step, rows), batch)))
-        downs.append(scalar_factors(predict, render_w(G, apply(chunk, d, -step, rows), batch)))
-    change = {}
-    for name in spread:
-        delta = torch.cat([u[name] for u in ups]) - torch.cat([v[name] for v in downs])
-        change[name] = float(delta.mean()) / 2 / float(spread[name])
-    return change
+        ups.append(read(render_w(G, apply(chunk, d, step, rows), batch)))
+        downs.append(read(render_w(G, apply(chunk, d, -step, rows), batch)))
+    return ({k: torch.cat([u[k] for u in ups]) for k in ups[0]}, {k: torch.cat([v[k] for v in downs]) for k in downs[0]})
 
 
-def score(change: Dict[str, float], target: str) -> Tuple[float, float, float]:
-    """(change of target, RMS change of the others, |change| / leakage)."""
-    others = [v for k, v in change.items() if k != target]
-    leak = math.sqrt(sum(v * v for v in others) / len(others)) if others else float("nan")
-    c = change[target]
-    return c, leak, abs(c) / leak if leak > 0 else float("inf")
+def score(readings: Readings, spread: Dict[str, float], target: str, strength: float = 1.0) -> Tuple[float, float, float]:
+    """(change of target, leakage, |change| / leakage) per unit strength (``edit_effect``: a factor counts on the
+    images that show it before and after; the factors the target hides are part of it)."""
+    from ganedit.metrics.attributes import edit_effect
+
+    change, leak, ratio = edit_effect(readings[0], readings[1], spread, target, strength)
+    return change[target], leak, ratio
+
+
+def changes_of(readings: Readings, spread: Dict[str, float], strength: float = 1.0) -> Dict[str, float]:
+    """Every factor's change per unit strength, in units of its spread."""
+    from ganedit.metrics.attributes import edit_effect
+
+    return edit_effect(readings[0], readings[1], spread, next(iter(spread)), strength)[0]
 
 
 def tiny_models(seed: int = 0):
@@ -189,8 +168,11 @@ def choose_variant(G, variants: Dict[str, "object"], reads, target: str, args: a
     whose held-out ratio is best: (name, {variant: Directions with layers})."""
     from ganedit.edit import directions as D
 
+    from ganedit.models.attributes import HIDDEN_BY
+
     chosen = {k: D.choose_layers(G, d, reads, target=target, n_samples=args.layer_samples, seed=args.seed + 4,
-                                 batch_size=args.batch) for k, d in variants.items()}
+                                 batch_size=args.batch, parts_of_target=HIDDEN_BY.get(target, ()))
+              for k, d in variants.items()}
     best = max(chosen, key=lambda k: chosen[k].meta["layer_choice"]["ratio"])
     return best, chosen
 
@@ -261,7 +243,10 @@ def run(args: argparse.Namespace) -> Dict:
         G = load_stylegan2(resolve_model(args.model))
         R = load_regressor(args.regressor)
     R.eval()
-    predict = lambda images: soft_factors(images, R)  # noqa: E731
+    from ganedit.metrics.attributes import edit_readings, nan_std, soft_predictions
+
+    predict = lambda images: soft_predictions(images, R)  # noqa: E731  (labels for fitting: every image counts)
+    read = lambda images: edit_readings(images, R)  # noqa: E731  (measuring: NaN where the image hides a factor)
 
     # which factors the regressor reads (--check-n 0: count them all; the default for a random smoke test, whose
     # regressor reads nothing)
@@ -278,7 +263,7 @@ def run(args: argparse.Namespace) -> Dict:
 
     def reads(images: torch.Tensor, extra: Optional[str] = None) -> Dict[str, torch.Tensor]:
         """The factors the regressor reads (the layer choice's readings; the same labeller as the fit)."""
-        return {k: v for k, v in scalar_factors(predict, images).items() if k in measured or k == extra}
+        return {k: v for k, v in read(images).items() if k in measured or k == extra}
 
     ridge: Dict[str, torch.Tensor] = {}
     for f in measured:  # every read factor's ridge direction: what "orthogonal to the other factors" means
@@ -293,8 +278,8 @@ def run(args: argparse.Namespace) -> Dict:
                                 D.sefa(G, n_components=args.components), args, ridge, reads)
         return {"saved": [str(p) for p in saved], "seconds": time.time() - wall0}
     w_eval = D.sample_w(G, args.n_eval, seed=args.seed + 1)
-    base = scalar_factors(predict, D.render_w(G, w_eval, args.batch))
-    spread = {k: base[k].std() for k in measured if float(base[k].std()) > 1e-6}  # constant factors cannot be scored
+    base = read(D.render_w(G, w_eval, args.batch))
+    spread = {k: nan_std(base[k]) for k in measured if nan_std(base[k]) > 1e-6}  # constant factors cannot be scored
     factors = sorted(spread)
     targets = [f for f in factors if not args.factors or f in args.factors.split(",")]
     all_w = D.sample_w(G, 5000, seed=args.seed + 2)
@@ -302,19 +287,22 @@ def run(args: argparse.Namespace) -> Dict:
     def sigma(d: torch.Tensor) -> float:
         return float((all_w @ d).std())
 
-    def evaluate(d: torch.Tensor, rows: Optional[range] = None) -> Dict[str, float]:
-        return measure(G, predict, w_eval, d, args.strength * sigma(d), spread, args.batch, rows)
+    def evaluate(d: torch.Tensor, rows: Optional[range] = None):
+        return measure(G, read, w_eval, d, args.strength * sigma(d), args.batch, rows)
+
+    def scored(readings, f: str) -> Tuple[float, float, float]:
+        return score(readings, spread, f, args.strength)
 
     gen = torch.Generator().manual_seed(args.seed + 3)
     random_vectors = [v / v.norm() for v in torch.randn(args.random_dirs, G.style_dim, generator=gen)]
-    random_changes: Dict[Optional[Tuple[int, int]], List[Dict[str, float]]] = {}
+    random_changes: Dict[Optional[Tuple[int, int]], list] = {}
 
     def random_ratio(f: str, rows: Optional[range] = None) -> Tuple[float, float, float]:
         """Mean (|change|, leakage, ratio) of the random directions for f, edited on the same rows."""
         key = None if rows is None else (rows.start, rows.stop)
         if key not in random_changes:
             random_changes[key] = [evaluate(v, rows) for v in random_vectors]
-        rs = [score(r, f) for r in random_changes[key]]
+        rs = [scored(r, f) for r in random_changes[key]]
         return (sum(abs(r[0]) for r in rs) / len(rs), sum(r[1] for r in rs) / len(rs), sum(r[2] for r in rs) / len(rs))
 
     results: Dict[str, Dict] = {"interfacegan": {}, "random": {}, "ganspace": {}, "sefa": {}, "ridge": {},
@@ -327,11 +315,11 @@ def run(args: argparse.Namespace) -> Dict:
             print(f"skip {f}: {exc}")
     for f, variants in fitted.items():
         d = variants["classifier"]
-        results["interfacegan"][f] = score(evaluate(d.vector(0)), f) + (d.meta["validation_accuracy"],)
+        results["interfacegan"][f] = scored(evaluate(d.vector(0)), f) + (d.meta["validation_accuracy"],)
         results["random"][f] = random_ratio(f)
-        results["ridge"][f] = score(evaluate(variants["ridge"].vector(0)), f) + (variants["ridge"].meta["validation_r2"],)
+        results["ridge"][f] = scored(evaluate(variants["ridge"].vector(0)), f) + (variants["ridge"].meta["validation_r2"],)
         if "ridge_cond" in variants:
-            results["conditional"][f] = score(evaluate(variants["ridge_cond"].vector(0)), f)
+            results["conditional"][f] = scored(evaluate(variants["ridge_cond"].vector(0)), f)
     # layer-restricted: every variant on its own held-out-chosen rows, and the variant the held-out ratio picks
     layer_factors = [f for f in fitted if f in args.layer_factors.split(",")] if args.layer_factors else []
     for f in layer_factors:
@@ -339,7 +327,7 @@ def run(args: argparse.Namespace) -> Dict:
         results["layered"][f] = {}
         for k, d in chosen.items():
             choice = d.meta["layer_choice"]
-            results["layered"][f][k] = (d.layers, choice["ratio"]) + score(evaluate(d.vector(0), d.layers), f)
+            results["layered"][f][k] = (d.layers, choice["ratio"]) + scored(evaluate(d.vector(0), d.layers), f)
         rows = chosen[best].layers
         results["selected"][f] = (best, rows, results["layered"][f][best][4], random_ratio(f, rows)[2],
                                   results["random"][f][2])
@@ -347,12 +335,12 @@ def run(args: argparse.Namespace) -> Dict:
     comps_by_method = {"ganspace": D.ganspace(G, args.n_samples, args.components, seed=args.seed),
                        "sefa": D.sefa(G, n_components=args.components)}
     for method, comps in comps_by_method.items():
-        changes = [evaluate(v) for v in comps.vectors]
+        readings = [evaluate(v) for v in comps.vectors]
         for f in targets:
-            scored = [(score(c, f), i) for i, c in enumerate(changes)]
-            (c, leak, ratio), i = max(scored, key=lambda x: x[0][2])
+            (c, leak, ratio), i = max(((scored(r, f), i) for i, r in enumerate(readings)), key=lambda x: x[0][2])
             results[method][f] = (comps.names[i], c, leak, ratio)
         # and the other way round: the factor each component changes most (for naming the strips' components)
+        changes = [{k: v for k, v in changes_of(r, spread, args.strength).items() if math.isfinite(v)} for r in readings]
         results[method + "_top"] = [(comps.names[i], max(c, key=lambda k: abs(c[k])), max(abs(v) for v in c.values()))
                                     for i, c in enumerate(changes)]
     if args.save:
@@ -370,7 +358,7 @@ def run(args: argparse.Namespace) -> Dict:
 
 
 def _smooth_factor_names(labels: Dict[str, torch.Tensor]) -> List[str]:
-    """The continuous and binary factors (those ``scalar_factors`` reads) among ``labels``."""
+    """The continuous and binary factors (those ``edit_readings`` reads) among ``labels``."""
     from ganedit.models.attributes import FACTOR_BY_NAME
 
     return [k for k in labels if (FACTOR_BY_NAME[k].kind if k in FACTOR_BY_NAME else "continuous") in ("continuous", "binary")]
@@ -398,7 +386,8 @@ def report(results: Dict, args: argparse.Namespace, command: str) -> str:
         f"{args.extremes}, ridge on all of them); edits of +-{args.strength} sigma on {args.n_eval} other samples "
         f"(seed {args.seed + 1}); {args.random_dirs} random directions; GANSpace/SeFa: best of the first {args.components} "
         f"components. Change and leakage per 1 sigma, in units of each factor's spread; leakage = RMS change of the "
-        f"{len(results['factors']) - 1} other factors the regressor reads. {machine_line()} "
+        f"{len(results['factors']) - 1} other factors the regressor reads, each counted on the images that show it "
+        f"before and after the edit, and without the factors the target can hide (glasses: the frame colour). {machine_line()} "
         f"({results['seconds']:.0f} s wall, {results.get('cpu_seconds', float('nan')):.0f} s CPU)",
         "",
     ]

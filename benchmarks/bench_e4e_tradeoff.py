@@ -8,7 +8,9 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
   NAME): the inverted codes are edited by -s and +s (s = ``--strength`` standard deviations of sampled w along
   the direction when the file carries them) on the file's layers, decoded, and read by the regressor:
   - change: the target factor's change per unit strength, in units of its spread over the truth images;
-  - leakage: the root mean square change of every other factor, in the same units; ratio = |change| / leakage;
+  - leakage: the root mean square change of every other factor, in the same units, each counted on the images
+    that show it before and after the edit, without the factors the target can hide (``edit_effect``);
+    ratio = |change| / leakage;
   - LEC (latent editing consistency, the e4e paper): ||E(G(E(x) + delta)) - delta - E(x)|| over ||delta||,
     mean over images, both signs and w+ rows: 0 when the encoder reads its own edit back exactly;
   - W distance: the Mahalanobis distance of the edited rows under the mapping network's w statistics,
@@ -27,7 +29,6 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -47,24 +48,6 @@ def _pair(text: str) -> Tuple[str, str]:
     if not sep or not label or not path:
         raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
     return label, path
-
-
-def scalar_readings(images: torch.Tensor, regressor) -> Dict[str, torch.Tensor]:
-    """The regressor's continuous and binary factors as float [N] (binary: the probability; colours: mean RGB)."""
-    from ganedit.models.attributes import decode_outputs
-
-    with torch.no_grad():
-        raw_parts = [regressor(images[i:i + 128].float()) for i in range(0, len(images), 128)]
-    raw = {k: torch.cat([r[k] for r in raw_parts]) for k in raw_parts[0]}
-    decoded = decode_outputs(regressor.specs, raw)
-    out: Dict[str, torch.Tensor] = {}
-    for spec in regressor.specs:
-        if spec.kind == "binary":
-            out[spec.name] = torch.sigmoid(raw[spec.name][:, 0])
-        elif spec.kind == "continuous":
-            v = decoded[spec.name].float()
-            out[spec.name] = v.mean(1) if v.dim() == 2 else v
-    return out
 
 
 def w_statistics(G, n: int = 10000, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor, float]:
@@ -111,6 +94,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from ganedit.cli.invert import load_encoder
     from ganedit.edit.directions import load_direction
     from ganedit.edit.indomain import decode, sample_codes
+    from ganedit.metrics.attributes import edit_effect, edit_readings, nan_std
     from ganedit.metrics.groundtruth import training_images
     from ganedit.models.attributes import load_regressor
     from ganedit.models.stylegan2 import StyleGAN2
@@ -139,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     codes = sample_codes(G, args.n, HELDOUT_SEED, mixing=0.5)
     truth = decode(G, codes["wplus"]).clamp(-1, 1)
     world = training_images(args.n, G.g_ema.size, HELDOUT_SEED, "x")
-    spread = {k: v.std().clamp_min(1e-6) for k, v in scalar_readings(truth, R).items()}
+    spread = {k: max(nan_std(v), 1e-6) for k, v in edit_readings(truth, R).items() if nan_std(v) == nan_std(v)}
     mean_w, inv_cov, w_unit = w_statistics(G)
 
     rows: List[str] = []
@@ -170,17 +154,14 @@ def main(argv: Optional[List[str]] = None) -> None:
                 delta = edited - w_in
                 with torch.no_grad():
                     images = batched(lambda w: model.decode(w).clamp(-1, 1), edited)
-                    readings[sign] = scalar_readings(images, R)
+                    readings[sign] = edit_readings(images, R)
                     back = batched(model.encode, images)
                 grids[label].append((f"{factor} {sign * args.strength:+g}s", images[:shown]))
                 lec.append(relative_drift(back - delta, w_in, delta))
                 floor.append(relative_drift(back_unedited, w_in, delta))
                 relative.append(relative_drift(back - delta, back_unedited, delta))
                 dist.append(mahalanobis(edited, mean_w, inv_cov).mean() / w_unit)
-            change = {k: float((readings[1.0][k] - readings[-1.0][k]).mean()) / (2 * args.strength) / float(spread[k])
-                      for k in spread}
-            others = [v for k, v in change.items() if k != factor]
-            leak = math.sqrt(sum(v * v for v in others) / len(others))
+            change, leak, _ = edit_effect(readings[1.0], readings[-1.0], spread, factor, args.strength)
             c = change[factor]
             lec_v, dist_v = float(torch.cat(lec).mean()), float(torch.stack(dist).mean())
             leaks.append(leak)

@@ -154,8 +154,9 @@ def pti_edit_rows(args, G, tuned) -> List[str]:
 
 
 def pti_edit_rows_one(args, G, tuned, direction: str) -> List[str]:
-    from benchmarks.bench_directions import measure, readable_factors, scalar_factors, score, soft_factors
+    from benchmarks.bench_directions import measure, readable_factors, score
     from ganedit.edit import directions as D
+    from ganedit.metrics.attributes import edit_readings, nan_std
     from ganedit.models.attributes import AttributeRegressor, load_regressor
 
     smoke = args.regressor is None and (args.random or direction == "random")
@@ -164,7 +165,7 @@ def pti_edit_rows_one(args, G, tuned, direction: str) -> List[str]:
         regressor = AttributeRegressor(channels=(4, 4, 8, 8, 8), feature_dim=16).eval()
     else:
         regressor = load_regressor(args.regressor)
-    predict = lambda images: soft_factors(images.cpu(), regressor)  # noqa: E731
+    read = lambda images: edit_readings(images.cpu(), regressor)  # noqa: E731
     if direction == "random":
         d = torch.nn.functional.normalize(torch.randn(G.style_dim, generator=torch.Generator().manual_seed(7)), dim=0)
         name, attribute = "random", args.attribute or "smile"
@@ -176,7 +177,7 @@ def pti_edit_rows_one(args, G, tuned, direction: str) -> List[str]:
     d = d.to(args.device)
     samples = D.sample_w(G, 256, seed=11).to(args.device)
     step = float((samples @ d).std())  # 1 sigma of sampled w along d
-    spread = {k: v.std() for k, v in scalar_factors(predict, D.render_w(G, samples[:64])).items() if float(v.std()) > 1e-6}
+    spread = {k: nan_std(v) for k, v in read(D.render_w(G, samples[:64])).items() if nan_std(v) > 1e-6}
     # leakage counts only the factors the regressor reads (as in bench_directions)
     unread = [] if smoke else [k for k, (_, v) in readable_factors(regressor, args.check_n, 0.5).items() if v < 0.5]
     spread = {k: v for k, v in spread.items() if k not in unread}
@@ -189,8 +190,8 @@ def pti_edit_rows_one(args, G, tuned, direction: str) -> List[str]:
              "", "| image | base change | base leakage | tuned change | tuned leakage |", "|---|---|---|---|---|"]
     for result in tuned:
         w = result.pivot[:, 0].to(args.device)
-        base = score(measure(G, predict, w, d, step, spread, 8), attribute)
-        after = score(measure(result.generator(G), predict, w, d, step, spread, 8), attribute)
+        base = score(measure(G, read, w, d, step, 8), spread, attribute)
+        after = score(measure(result.generator(G), read, w, d, step, 8), spread, attribute)
         row = f"| {result.name} | {base[0]:+.3f} | {base[1]:.3f} | {after[0]:+.3f} | {after[1]:.3f} |"
         print(row, flush=True)
         lines.append(row)

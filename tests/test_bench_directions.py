@@ -95,14 +95,3 @@ def test_save_only_writes_the_files_without_measuring(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ganspace.safetensors", "interfacegan_yaw.safetensors",
                                                           "sefa.safetensors"]
     assert "Bar" not in capsys.readouterr().out
-
-
-def test_soft_factors_read_binary_factors_as_probabilities():
-    from ganedit.models.attributes import predict_factors
-
-    _, R = B.tiny_models(0)
-    images = torch.rand(6, 3, 64, 64) * 2 - 1
-    soft, hard = B.soft_factors(images, R), predict_factors(images, R)
-    assert torch.is_floating_point(soft["glasses"]) and bool(((soft["glasses"] >= 0) & (soft["glasses"] <= 1)).all())
-    assert torch.equal((soft["glasses"] > 0.5).long(), hard["glasses"])
-    assert torch.equal(soft["hair_kind"], hard["hair_kind"]) and torch.allclose(soft["yaw"], hard["yaw"])

@@ -257,6 +257,29 @@ def test_rank_layer_ranges_scores_sums_of_rows():
     assert D.rank_layer_ranges(close, "t", tolerance=0.0)[0][0] == range(0, 1)
     with pytest.raises(ConfigError, match="no smooth reading named 'smile'"):
         D.rank_layer_ranges(effects, "smile")
+    # a reading that is part of the target (shown only with it) is not leakage
+    with_part = dict(effects, part=torch.tensor([5.0, 5.0, 5.0, 5.0]))
+    assert D.rank_layer_ranges(with_part, "t")[0][2] > leak
+    assert D.rank_layer_ranges(with_part, "t", parts_of_target=["part"])[0][:3] == ranked[0][:3]
+
+
+def test_layer_effects_count_a_reading_where_it_is_shown():
+    """NaN readings (a factor the image hides) drop out of the change and the spread instead of spoiling them."""
+    G = PlantedGenerator()
+    vector = torch.zeros(8)
+    vector[0] = 1.0
+
+    def labels(images):
+        out = planted_labels(images)
+        target = out["target"].clone()
+        target[::2] = float("nan")  # hidden in every other image
+        return dict(out, target=target, never=torch.full_like(target, float("nan")))
+
+    effects, spread = D.layer_effects(G, vector, labels, step=1.0, n_samples=16, seed=3)
+    plain, plain_spread = D.layer_effects(G, vector, planted_labels, step=1.0, n_samples=16, seed=3)
+    assert bool(torch.isfinite(effects["target"]).all()) and float(effects["target"][2]) > 0.01
+    assert float(effects["target"][2]) == pytest.approx(float(plain["target"][2]), rel=0.5)
+    assert spread["target"] > 0 and spread["never"] == 0.0 and bool((effects["never"] == 0).all())
 
 
 def test_smooth_readings_skip_classes_and_split_vectors():

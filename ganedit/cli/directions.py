@@ -2,7 +2,7 @@
 and write them as one direction file (``ganedit.edit.directions``), or describe such a file."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import click
 
@@ -47,32 +47,27 @@ def _regressor_labels(regressor: Optional[str]):
 
 
 def _regressor_readings(regressor: Optional[str]):
-    """The labeller ``--layers auto`` measures edits with: the regressor's continuous factors (colours per
-    channel) and its binary ones as probabilities, which change smoothly along an edit; circular and categorical
-    factors are left out (an angle wraps, a class flips)."""
-    import torch
-
+    """The labeller ``--layers auto`` measures edits with (``ganedit.metrics.attributes.edit_readings``): the
+    regressor's continuous factors (a colour as its mean over RGB) and its binary ones as probabilities, which
+    change smoothly along an edit, NaN where an image hides a factor; circular and categorical factors are left
+    out (an angle wraps, a class flips)."""
     try:
-        from ganedit.models.attributes import decode_outputs, load_regressor
+        from ganedit.metrics.attributes import edit_readings
+        from ganedit.models.attributes import load_regressor
     except ImportError:
         raise ConfigError("--layers auto reads edited images with the attribute regressor (ganedit.models.attributes), "
                           "which is not part of this install") from None
     net = load_regressor(regressor)
+    return lambda images: edit_readings(images, net)
 
-    @torch.no_grad()
-    def read(images: "torch.Tensor") -> Dict[str, "torch.Tensor"]:
-        parts: Dict[str, list] = {}
-        for i in range(0, len(images), 256):
-            raw = net(images[i:i + 256].float())
-            decoded = decode_outputs(net.specs, raw)
-            for spec in net.specs:
-                if spec.kind == "continuous":
-                    parts.setdefault(spec.name, []).append(decoded[spec.name])
-                elif spec.kind == "binary":
-                    parts.setdefault(spec.name, []).append(torch.sigmoid(raw[spec.name][:, 0]))
-        return {k: torch.cat(v) for k, v in parts.items()}
 
-    return read
+def _parts_of(attribute: str) -> Tuple[str, ...]:
+    """The regressor's factors that exist only with ``attribute`` (the frame colour of glasses): not leakage."""
+    try:
+        from ganedit.models.attributes import HIDDEN_BY
+    except ImportError:  # readings from elsewhere (no world regressor in this install): nothing is known to hide
+        return ()
+    return HIDDEN_BY.get(attribute, ())
 
 
 def _conditions(specs: Sequence[str], model, computed: Dict[str, "object"]) -> Dict[str, "object"]:
@@ -184,7 +179,7 @@ def register(cli: click.Group) -> None:
                        + (f", conditioned on {', '.join(part.meta['conditioned_on'])}" if conds else ""), err=True)
             if auto:  # other latents than the fit's (seed + 1), read by the same regressor
                 part = D.choose_layers(model, part, _regressor_readings(regressor), n_samples=layer_samples,
-                                       seed=seed + 1)
+                                       seed=seed + 1, parts_of_target=_parts_of(a))
                 choice = part.meta["layer_choice"]
                 click.echo(f"{a}: layers {choice['rows'][0]}-{choice['rows'][1]} (change / leakage {choice['ratio']:.2f}; "
                            f"all rows {choice['all_rows_ratio']:.2f})", err=True)

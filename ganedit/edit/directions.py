@@ -558,12 +558,14 @@ def layer_effects(G: Any, vector: torch.Tensor, labels_fn: LabelsFn, step: float
 
     Returns ``({reading: [n_latent]}, {reading: spread})``: for each row l, the mean change of every smooth
     reading of ``labels_fn`` (:func:`smooth_readings`) between ``w - step*vector`` and ``w + step*vector`` on row
-    l alone, halved (the change per ``step``); and each reading's standard deviation over the unedited images."""
+    l alone, halved (the change per ``step``); and each reading's standard deviation over the unedited images.
+    A reading may be NaN where an image does not show it (``ganedit.metrics.attributes.edit_readings``): the
+    change counts the images that show it before and after, the spread those that show it unedited."""
     g = stylegan_generator(G)
     n_latent = int(g.n_latent)
     w = sample_w(G, n_samples, seed, truncation)
     base = smooth_readings(labels_fn(render_w(G, w, batch_size)))
-    spread = {k: float(v.std()) for k, v in base.items()}
+    spread = {k: _finite_std(v) for k, v in base.items()}
     d = vector.reshape(1, -1).float()
     effects = {k: torch.zeros(n_latent) for k in base}
     for row in range(n_latent):
@@ -573,19 +575,28 @@ def layer_effects(G: Any, vector: torch.Tensor, labels_fn: LabelsFn, step: float
             wplus[:, row] += sign * step * d
             moved[sign] = smooth_readings(labels_fn(render_w(G, wplus, batch_size)))
         for k in effects:
-            effects[k][row] = float((moved[1.0][k] - moved[-1.0][k]).mean()) / 2
+            delta = moved[1.0][k] - moved[-1.0][k]
+            delta = delta[torch.isfinite(delta)]
+            effects[k][row] = float(delta.mean()) / 2 if len(delta) else 0.0
     return effects, spread
 
 
+def _finite_std(values: torch.Tensor) -> float:
+    finite = values[torch.isfinite(values)]
+    return float(finite.std()) if len(finite) > 1 else 0.0
+
+
 def rank_layer_ranges(effects: Mapping[str, torch.Tensor], target: str, spread: Optional[Mapping[str, float]] = None,
-                      min_rows: int = 1, tolerance: float = 0.05) -> List[Tuple[range, float, float, float]]:
+                      min_rows: int = 1, tolerance: float = 0.05,
+                      parts_of_target: Sequence[str] = ()) -> List[Tuple[range, float, float, float]]:
     """Every contiguous range of w+ rows (at least ``min_rows`` long) as ``(rows, change, leakage, ratio)``,
     the chosen one first, then by decreasing ratio.
 
     The effect of editing several rows is taken as the sum of the rows' effects (first order: for edits of about
     one sigma the readings respond nearly linearly), so one pass over single rows (:func:`layer_effects`) scores
     all ranges. Change and leakage are in units of each reading's ``spread``: change = the target's mean change,
-    leakage = the root mean square change of every other reading; ratio = |change| / leakage.
+    leakage = the root mean square change of every other reading except ``parts_of_target`` (readings that
+    exist only with the target, such as the frame colour of glasses); ratio = |change| / leakage.
 
     The chosen range is, of the ranges whose ratio is within ``tolerance`` (relative) of the best, the one that
     changes the target most. Without it a single row would usually win: a sum of rows is never purer than its
@@ -594,7 +605,7 @@ def rank_layer_ranges(effects: Mapping[str, torch.Tensor], target: str, spread: 
     chance anyway."""
     if target not in effects:
         raise ConfigError(f"no smooth reading named {target!r} to choose layers by (readings: {', '.join(sorted(effects))})")
-    others = [k for k in effects if k != target]
+    others = [k for k in effects if k != target and k not in set(parts_of_target)]
     if not others:
         raise ConfigError("choosing layers needs readings of other factors than the target (to measure leakage)")
     scale = {k: max(float(spread[k]) if spread and k in spread else 1.0, 1e-12) for k in effects}
@@ -619,7 +630,8 @@ def rank_layer_ranges(effects: Mapping[str, torch.Tensor], target: str, spread: 
 
 def choose_layers(G: Any, directions: Directions, labels_fn: LabelsFn, key: Union[int, str] = 0,
                   target: Optional[str] = None, n_samples: int = 128, seed: int = 1, strength: float = 1.0,
-                  min_rows: int = 1, tolerance: float = 0.05, batch_size: int = 64) -> Directions:
+                  min_rows: int = 1, tolerance: float = 0.05, batch_size: int = 64,
+                  parts_of_target: Sequence[str] = ()) -> Directions:
     """A copy of ``directions`` meant for the rows of w+ where the vector ``key`` changes ``target`` (default:
     the vector's name) most for the least change of everything else ``labels_fn`` reads.
 
@@ -628,21 +640,22 @@ def choose_layers(G: Any, directions: Directions, labels_fn: LabelsFn, key: Unio
     other samples than the ones the vector was fitted on), each row is edited by +-``strength`` sigmas alone
     (:func:`layer_effects`, sigma = the file's scale, else 1 in W), and the contiguous range with the best
     change / leakage ratio wins (:func:`rank_layer_ranges`; of ranges within ``tolerance`` of the best ratio, the
-    one with the largest change). The file records the choice (``meta.layer_choice``:
+    one with the largest change; ``parts_of_target`` are readings not counted as leakage). The file records the choice (``meta.layer_choice``:
     the samples, the all-rows ratio and the chosen one)."""
     i = directions.index(key)
     vector = directions.vectors[i]
     name = target or directions.names[i]
     sigma = float(directions.scales[i]) if directions.scales is not None else 1.0
     effects, spread = layer_effects(G, vector, labels_fn, strength * sigma, n_samples, seed, batch_size=batch_size)
-    ranked = rank_layer_ranges(effects, name, spread, min_rows, tolerance)
+    ranked = rank_layer_ranges(effects, name, spread, min_rows, tolerance, parts_of_target)
     rows, change, leak, ratio = ranked[0]
     n_latent = int(stylegan_generator(G).n_latent)
     every = next(r for r in ranked if r[0] == range(0, n_latent))
     meta = dict(directions.meta)
     meta["layer_choice"] = {"target": name, "n_samples": int(n_samples), "seed": int(seed), "strength": strength,
                             "tolerance": tolerance, "rows": [rows.start, rows.stop - 1], "ratio": ratio, "change": change, "leakage": leak,
-                            "all_rows_ratio": every[3], "readings": len(effects)}
+                            "all_rows_ratio": every[3], "readings": len(effects),
+                            "parts_of_target": sorted(set(parts_of_target) & set(effects))}
     return Directions(directions.vectors, list(directions.names), directions.method,
                       None if rows == range(0, n_latent) else rows, directions.generator, directions.values,
                       directions.scales, directions.mean, meta, directions.path)

@@ -10,14 +10,18 @@
 - :func:`knn_precision_recall`: k-NN manifold precision and recall (Kynkäänniemi et al. 2019) in the
   regressor's feature space: precision = share of generated samples inside the real manifold (realism),
   recall = share of real samples inside the generated manifold (coverage).
+- :func:`edit_readings` and :func:`edit_effect`: what an edit changes, and how much it leaks into the other
+  factors, counting a factor only on images that show it before and after the edit.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+import math
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import torch
 
-from ganedit.models.attributes import FACTOR_BY_NAME, FACTORS, AttributeRegressor, FactorSpec, decode_outputs, visibility
+from ganedit.models.attributes import (FACTOR_BY_NAME, FACTORS, HIDDEN_BY, AttributeRegressor, FactorSpec, decode_outputs,
+                                       visibility)
 
 
 def _circular_error(pred: torch.Tensor, true: torch.Tensor, period: float) -> torch.Tensor:
@@ -183,3 +187,74 @@ def score_generator(generator: object, model: AttributeRegressor, n: int = 2000,
     floor = torch.cat([b[0] for b in heldout_batches(n, seed, size, start=n)])
     samples = generator.sample(n, truncation=truncation, seed=seed).clamp(-1.0, 1.0)  # type: ignore[attr-defined]
     return {"generator": compare_sets(model, real, samples, k), "real_floor": compare_sets(model, real, floor, k)}
+
+
+@torch.no_grad()
+def soft_predictions(images: torch.Tensor, model: AttributeRegressor, batch_size: int = 256) -> Dict[str, torch.Tensor]:
+    """Every factor in its own units (``decode_outputs``), except that a binary factor is the regressor's
+    probability instead of its 0/1 class: an edit moves it smoothly (a class flips only at the boundary, so a
+    hard reading turns small effects into noise), and InterFaceGAN labels by scores and their extremes."""
+    parts = []
+    for i in range(0, len(images), batch_size):
+        raw = model(images[i:i + batch_size].float())
+        decoded = decode_outputs(model.specs, raw)
+        for spec in model.specs:
+            if spec.kind == "binary":
+                decoded[spec.name] = torch.sigmoid(raw[spec.name][:, 0])
+        parts.append(decoded)
+    if not parts:
+        raise ValueError("soft_predictions: got no images")
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def edit_readings(images: torch.Tensor, model: AttributeRegressor, hidden_as_nan: bool = True,
+                  batch_size: int = 256) -> Dict[str, torch.Tensor]:
+    """The factors an edit can move smoothly, as float [N] each (:func:`soft_predictions` of the continuous and
+    binary factors, a colour as its mean over RGB); circular and categorical factors are left out.
+
+    ``hidden_as_nan``: a factor the image hides (by the regressor's own reading: the frame colour without
+    glasses, the stripe frequency of plain clothes, ...) reads NaN, since its value is whatever the regressor
+    makes of pixels that do not show it (training never scored it there)."""
+    values = soft_predictions(images, model, batch_size)
+    shown = visibility(values) if hidden_as_nan and _has_hiders(values) else {}
+    out: Dict[str, torch.Tensor] = {}
+    for spec in model.specs:
+        if spec.kind not in ("continuous", "binary"):
+            continue
+        v = values[spec.name].float()
+        v = v.mean(1) if v.dim() == 2 else v
+        out[spec.name] = torch.where(shown[spec.name], v, torch.full_like(v, float("nan"))) if spec.name in shown else v
+    return out
+
+
+def _has_hiders(values: Mapping[str, torch.Tensor]) -> bool:
+    return all(k in values for k in ("glasses", "clothes_pattern", "bg_layout", "bg_pattern", "light_strength"))
+
+
+def nan_std(x: torch.Tensor) -> float:
+    """Standard deviation of the finite values of ``x`` (NaN where fewer than two)."""
+    x = x[torch.isfinite(x)].double()
+    return float(x.std()) if len(x) > 1 else float("nan")
+
+
+def edit_effect(up: Mapping[str, torch.Tensor], down: Mapping[str, torch.Tensor], spread: Mapping[str, float],
+                target: str, step: float = 1.0) -> Tuple[Dict[str, float], float, float]:
+    """What an edit did, from readings (:func:`edit_readings`) of the same images edited by ``+step`` (``up``) and
+    ``-step`` (``down``): ``(change, leakage, ratio)``.
+
+    change: per factor of ``spread``, the mean of up - down over the images that show it in both, / (2 step),
+    in units of its spread (NaN where no image shows it in both). leakage: the root mean square change of every
+    other factor with a change, except the factors ``target`` can hide (``HIDDEN_BY``: they are part of it; an
+    edit of glasses shows or hides the frame colour). ratio: |change of target| / leakage."""
+    if target not in spread:
+        raise KeyError(f"no reading of {target!r} to measure an edit of (readings: {', '.join(sorted(spread))})")
+    change: Dict[str, float] = {}
+    for name, unit in spread.items():
+        delta = (up[name] - down[name]).double()
+        delta = delta[torch.isfinite(delta)]
+        change[name] = float(delta.mean()) / (2 * step) / float(unit) if len(delta) and unit > 0 else float("nan")
+    parts_of_target = set(HIDDEN_BY.get(target, ()))
+    others = [v for k, v in change.items() if k != target and k not in parts_of_target and math.isfinite(v)]
+    leak = math.sqrt(sum(v * v for v in others) / len(others)) if others else float("nan")
+    c = change[target]
+    return change, leak, abs(c) / leak if leak > 0 else float("inf")

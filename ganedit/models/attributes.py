@@ -135,29 +135,38 @@ def factor_targets(structure: world.Structure, appearance: world.Appearance) -> 
     return targets, visibility(targets)
 
 
+# The factors each factor can hide. They are parts of it rather than factors of their own: adding glasses shows a
+# frame colour where there was none, so an edit of glasses moves the frame colour's reading without leaking into
+# anything that an image without glasses has (``ganedit.metrics.attributes.edit_effect`` leaves them out).
+HIDDEN_BY: Dict[str, Tuple[str, ...]] = {
+    "glasses": ("glasses_size", "color.frame"),
+    "clothes_pattern": ("color.clothes_alt", "clothes_freq"),
+    "bg_layout": ("color.background_far", "bg_split"),
+    "bg_pattern": ("bg_freq", "bg_angle", "bg_phase"),
+    "light_strength": ("light_angle",),
+}
+
+
 def visibility(values: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Which images show each factor (bool [N] per factor), from the factors that hide others: true factors
-    (:func:`factor_targets`) or predicted ones (:func:`predict_factors`)."""
+    """Which images show each factor (bool [N] per factor), from the factors that hide others (``HIDDEN_BY``):
+    true factors (:func:`factor_targets`), predicted ones (:func:`predict_factors`), or predictions with the
+    binary factors as probabilities (a probability of 0.5 or more counts as present)."""
     n = len(values["glasses"])
     every = torch.ones(n, dtype=torch.bool)
-    has_glasses = values["glasses"] == 1
-    striped_clothes = values["clothes_pattern"] == 1
-    has_far_wall = values["bg_layout"] != 0
     gradient = values["bg_pattern"] == world.BG_PATTERNS.index("gradient")
     checks = values["bg_pattern"] == world.BG_PATTERNS.index("checks")
-    hidden_when = {
-        "glasses_size": ~has_glasses,
-        "color.frame": ~has_glasses,
-        "color.clothes_alt": ~striped_clothes,
-        "clothes_freq": ~striped_clothes,
-        "color.background_far": ~has_far_wall,
-        "bg_split": ~has_far_wall,
-        "bg_freq": gradient,
-        # checks look the same turned by a quarter turn, so their angle (and with it the phase) is ambiguous
-        "bg_angle": checks,
-        "bg_phase": gradient | checks,
-        "light_angle": values["light_strength"] < VISIBLE_LIGHT_STRENGTH,
+    hidden_by_value = {
+        "glasses": values["glasses"] < 0.5,
+        "clothes_pattern": values["clothes_pattern"] < 0.5,  # plain clothes: no stripes
+        "bg_layout": values["bg_layout"] == 0,  # no far wall
+        "light_strength": values["light_strength"] < VISIBLE_LIGHT_STRENGTH,
     }
+    hidden_when = {dependent: hidden_by_value[hider] for hider, dependents in HIDDEN_BY.items()
+                   if hider in hidden_by_value for dependent in dependents}
+    hidden_when["bg_freq"] = gradient
+    # checks look the same turned by a quarter turn, so their angle (and with it the phase) is ambiguous
+    hidden_when["bg_angle"] = checks
+    hidden_when["bg_phase"] = gradient | checks
     return {spec.name: ~hidden_when[spec.name] if spec.name in hidden_when else every for spec in FACTORS}
 
 
