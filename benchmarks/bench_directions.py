@@ -136,24 +136,33 @@ def parse_saved(spec: str) -> Tuple[str, str, Optional[str]]:
     return f"{factor.split('_')[0]}_{cls}", factor, cls
 
 
-VARIANTS = ("classifier", "ridge", "ridge_cond")
+VARIANTS = ("classifier", "ridge", "ridge_top", "ridge_cond")
 VARIANT_TITLES = {"classifier": "InterFaceGAN (classifier on the extremes)", "ridge": "ridge regression on all samples",
+                  "ridge_top": "ridge, orthogonal to the ridge direction of the most correlated other factor",
                   "ridge_cond": "ridge, orthogonal to every other factor's ridge direction"}
 
 
 def fit_variants(G, w_train: torch.Tensor, scores: torch.Tensor, name: str, others: Dict[str, torch.Tensor],
                  args: argparse.Namespace, positive: Optional[int] = None) -> Dict[str, "object"]:
-    """The three ways of fitting one attribute's direction, as Directions: the paper's classifier on the
-    extremes, ridge regression on every sample, and ridge made orthogonal to ``others`` (the ridge directions
-    of every other factor the regressor reads: conditional editing against all of them)."""
+    """The ways of fitting one attribute's direction (``VARIANTS``), as Directions: the paper's classifier on the
+    extremes, ridge regression on every sample, ridge made orthogonal to the ridge direction of the other factor
+    most correlated with it (the paper's conditional manipulation, which conditions on the attribute whose
+    boundary is closest), and ridge made orthogonal to all of ``others`` (the ridge directions of every other
+    factor the regressor reads). The factors the attribute can hide (the frame colour of glasses) are never
+    conditioned on: they are part of it."""
     from ganedit.edit import directions as D
     from ganedit.errors import ConfigError
+    from ganedit.models.attributes import HIDDEN_BY
 
     pair = (w_train, {name: scores})
     out = {"classifier": D.interfacegan(G, pair, attribute=name, extreme_fraction=args.extremes,
                                         positive_class=positive, seed=args.seed),
            "ridge": D.interfacegan(G, pair, attribute=name, positive_class=positive, seed=args.seed, fit="regression")}
+    others = {k: v for k, v in others.items() if k not in HIDDEN_BY.get(name, ())}
     if others:
+        top = D.most_correlated(out["ridge"].vector(0), others, k=1)
+        out["ridge_top"] = D.interfacegan(G, pair, attribute=name, positive_class=positive, seed=args.seed,
+                                          fit="regression", conditions={k: others[k] for k in top})
         try:
             out["ridge_cond"] = D.interfacegan(G, pair, attribute=name, positive_class=positive, seed=args.seed,
                                                fit="regression", conditions=others)
@@ -306,7 +315,7 @@ def run(args: argparse.Namespace) -> Dict:
         return (sum(abs(r[0]) for r in rs) / len(rs), sum(r[1] for r in rs) / len(rs), sum(r[2] for r in rs) / len(rs))
 
     results: Dict[str, Dict] = {"interfacegan": {}, "random": {}, "ganspace": {}, "sefa": {}, "ridge": {},
-                                "conditional": {}, "layered": {}, "selected": {}}
+                                "conditional": {}, "layered": {}, "selected": {}, "conditioned_on": {}}
     fitted: Dict[str, Dict] = {}
     for f in targets:
         try:
@@ -323,6 +332,8 @@ def run(args: argparse.Namespace) -> Dict:
     # layer-restricted: every variant on its own held-out-chosen rows, and the variant the held-out ratio picks
     layer_factors = [f for f in fitted if f in args.layer_factors.split(",")] if args.layer_factors else []
     for f in layer_factors:
+        if "ridge_top" in fitted[f]:
+            results["conditioned_on"][f] = fitted[f]["ridge_top"].meta["conditioned_on"]
         best, chosen = choose_variant(G, fitted[f], reads, f, args)
         results["layered"][f] = {}
         for k, d in chosen.items():
@@ -422,6 +433,7 @@ def report(results: Dict, args: argparse.Namespace, command: str) -> str:
         lines.append(f"| {f} | {readable} | {ifg[0]:+.3f} | {ifg[1]:.3f} | {ifg[2]:.2f} | {ifg[3]:.2f} | {rnd[2]:.2f} | "
                      f"{gain(ifg[2], rnd[2])} | {rg_text} | {cond_text} | {gs[0]} ({gs[3]:.2f}) | {sf[0]} ({sf[3]:.2f}) |")
     layered, selected = results.get("layered", {}), results.get("selected", {})
+    conditioned = results.get("conditioned_on", {})
     if layered:
         lines += [
             "",
@@ -430,7 +442,8 @@ def report(results: Dict, args: argparse.Namespace, command: str) -> str:
             f"evaluation samples) read by the same regressor, its change / leakage ratio is best (rows scored one at a "
             f"time, ranges as sums); the variant with the best held-out ratio is the one selected. Its ratio is compared "
             f"with the random directions edited on the SAME rows (the fair baseline: restricting rows alone changes "
-            f"the ratio a direction gets), and, for reference, with the random directions on all rows.",
+            f"the ratio a direction gets), and, for reference, with the random directions on all rows. Variants: "
+            + "; ".join(f"{k} = {VARIANT_TITLES[k]}" for k in VARIANTS) + ".",
             "",
             "| factor | variant | rows | held-out ratio | change | leakage | ratio | selected | / random, same rows | / random, all rows |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -440,7 +453,8 @@ def report(results: Dict, args: argparse.Namespace, command: str) -> str:
             for k, (vrows, held, change, leak, vratio) in by_variant.items():
                 mark = "yes" if k == best else ""
                 tail = f"{gain(ratio, rnd_rows)} (random {rnd_rows:.2f}) | {gain(ratio, rnd_all)}" if k == best else " | "
-                lines.append(f"| {f} | {k} | {_rows_text(vrows)} | {held:.2f} | {change:+.3f} | {leak:.3f} | {vratio:.2f} | "
+                label = f"{k} (⊥ {', '.join(conditioned[f])})" if k == "ridge_top" and conditioned.get(f) else k
+                lines.append(f"| {f} | {label} | {_rows_text(vrows)} | {held:.2f} | {change:+.3f} | {leak:.3f} | {vratio:.2f} | "
                              f"{mark} | {tail} |")
     verdicts = []
     for f in BAR_FACTORS:

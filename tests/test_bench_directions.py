@@ -37,11 +37,13 @@ def test_bench_directions_smoke():
     # layer-restricted: only for --layer-factors; every variant gets rows, the selected one a same-rows baseline
     assert set(results["layered"]) == {"yaw"} == set(results["selected"])
     best, rows, ratio, rnd_rows, rnd_all = results["selected"]["yaw"]
-    assert best in results["layered"]["yaw"] and set(results["layered"]["yaw"]) == {"classifier", "ridge", "ridge_cond"}
+    assert best in results["layered"]["yaw"] and set(results["layered"]["yaw"]) == set(B.VARIANTS)
     assert ratio == results["layered"]["yaw"][best][4] and rnd_all == results["random"]["yaw"][2] and rnd_rows > 0
     text = B.report(results, args, "cmd")
     assert "| smile |" in text and "Bar (InterFaceGAN ratio >= 5x random" in text and "RANDOM" in text
-    assert f"| yaw | {best} |" in text and "random directions on the same rows" in text
+    assert f"| yaw | {best}" in text and "random directions on the same rows" in text
+    # the variant conditioned on the most correlated factor names it, and is orthogonal to its ridge direction
+    assert results["conditioned_on"]["yaw"] and f"ridge_top (⊥ {results['conditioned_on']['yaw'][0]})" in text
 
 
 def test_unreadable_factors_are_neither_targets_nor_leakage(monkeypatch):

@@ -286,3 +286,11 @@ def test_smooth_readings_skip_classes_and_split_vectors():
     out = D.smooth_readings({"p": torch.rand(3), "cls": torch.tensor([0, 1, 2]), "rgb": torch.rand(3, 3)})
     assert sorted(out) == ["p", "rgb[0]", "rgb[1]", "rgb[2]"]
     assert list(D.smooth_readings(torch.rand(3))) == ["attribute"]
+
+
+def test_most_correlated_ranks_by_absolute_cosine():
+    d = torch.tensor([1.0, 0.0, 0.0])
+    others = {"same_axis_flipped": torch.tensor([-2.0, 0.1, 0.0]), "orthogonal": torch.tensor([0.0, 1.0, 0.0]),
+              "half": torch.tensor([1.0, 1.0, 0.0])}
+    assert D.most_correlated(d, others, k=2) == ["same_axis_flipped", "half"]
+    assert D.most_correlated(d, others, k=0) == [] and len(D.most_correlated(d, others, k=5)) == 3

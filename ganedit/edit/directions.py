@@ -447,6 +447,16 @@ def project_out(direction: torch.Tensor, others: Sequence[torch.Tensor]) -> torc
     return (d / norm).float()
 
 
+def most_correlated(direction: torch.Tensor, others: Mapping[str, torch.Tensor], k: int = 1) -> List[str]:
+    """The ``k`` names of ``others`` whose vectors are the most correlated with ``direction`` (largest |cosine|):
+    the attributes InterFaceGAN's conditional manipulation conditions on (the paper measures how entangled two
+    attributes are by the cosine of their boundaries' normals)."""
+    d = direction.double().reshape(-1)
+    cosine = {name: abs(float(d @ v.double().reshape(-1)) / max(float(d.norm() * v.double().norm()), 1e-12))
+              for name, v in others.items()}
+    return sorted(cosine, key=lambda name: -cosine[name])[:max(k, 0)]
+
+
 @torch.no_grad()
 def label_samples(G: Any, labels_fn: LabelsFn, n_samples: int = 20000, seed: int = 0, truncation: float = 1.0,
                   batch_size: int = 64) -> Tuple[torch.Tensor, Union[torch.Tensor, Dict[str, torch.Tensor]]]:
