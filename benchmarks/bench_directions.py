@@ -15,13 +15,15 @@ spread over the samples:
 Binary factors are read as the regressor's probability, and a factor only where the image shows it
 (``ganedit.metrics.attributes.edit_readings``, ``edit_effect``): an image without glasses has no frame colour, so
 the frame colour's change counts on the images with glasses before and after the edit; and the factors a target
-can hide are part of it, not leakage (an edit of glasses shows a frame colour where there was none). Three fits of each factor's direction
-are measured (``fit_variants``): the paper's classifier on the extremes, ridge regression of the score on every
-sample, and that ridge direction made orthogonal to the ridge directions of every other factor the regressor reads
-(conditional manipulation against all of them). For ``--layer-factors`` each variant is also restricted to the
-contiguous w+ rows ``ganedit.edit.directions.choose_layers`` picks on ``--layer-samples`` held-out latents, the
-variant with the best held-out ratio is selected, and its ratio is compared with random directions edited on the
-same rows. Seeds: fitting ``seed``, evaluation ``seed + 1``, sigma ``seed + 2``, random directions ``seed + 3``,
+can hide are part of it, not leakage (an edit of glasses shows a frame colour where there was none).
+
+Four fits of each factor's direction are measured (``fit_variants``): the paper's classifier on the extremes,
+ridge regression of the score on every sample, and that ridge direction made orthogonal to the ridge direction of
+the most correlated other factor (the paper's conditional manipulation) or to those of every other factor the
+regressor reads (conditional manipulation against all of them); never to a factor the target hides. For
+``--layer-factors`` each variant is also restricted to the contiguous w+ rows
+``ganedit.edit.directions.choose_layers`` picks on ``--layer-samples`` held-out latents, the variant with the best
+held-out ratio is selected, and its ratio is compared with random directions edited on the same rows. Seeds: fitting ``seed``, evaluation ``seed + 1``, sigma ``seed + 2``, random directions ``seed + 3``,
 layer choice ``seed + 4``: disjoint samples.
 
 "Reads" is measured in the same run: the regressor's score on ``--check-n`` held-out world images (R² for a
@@ -176,7 +178,6 @@ def choose_variant(G, variants: Dict[str, "object"], reads, target: str, args: a
     ``seed + 4``, disjoint from the fitting and evaluation samples, read by the same regressor), and the variant
     whose held-out ratio is best: (name, {variant: Directions with layers})."""
     from ganedit.edit import directions as D
-
     from ganedit.models.attributes import HIDDEN_BY
 
     chosen = {k: D.choose_layers(G, d, reads, target=target, n_samples=args.layer_samples, seed=args.seed + 4,
