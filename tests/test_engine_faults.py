@@ -389,3 +389,18 @@ def test_env_ranks_report_a_dead_peer_clearly(tmp_path, images):
     assert "Traceback" not in err
     assert re.search(r"error: process 0 of 2: another training process died or its connection broke at step \d+", err)
     assert "--resume auto" in err
+
+
+def test_a_budget_that_fits_more_than_steps_says_so(tmp_path, images, caplog):
+    """--minutes with a smaller --steps (or a recipe default): the run ends at `steps`, and the log says how many
+    steps the budget would have fitted and how to use them, instead of leaving the budget unused in silence."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        trainer = run_trainer(TinyGAN, tmp_path / "run", images, batch=4, steps=40, minutes=0.25, log_every=1,
+                              snapshot_every=0, checkpoint_every=0)
+    assert trainer.step == 40 and trainer.cfg["steps"] == 40
+    warned = [r.getMessage() for r in caplog.records if "fits about" in r.getMessage()]
+    assert len(warned) == 1 and "steps = 40 ends the run first" in warned[0] and "pass --steps" in warned[0]
+    fitted = int(warned[0].split("fits about ")[1].split()[0])
+    assert fitted > 40

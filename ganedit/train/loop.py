@@ -299,6 +299,9 @@ class Trainer:
         and CycleGAN: ``decay_from * steps``) by building its configuration again, exactly as a resume does."""
         self.budget_minutes = float(self.cfg["minutes"])
         old = int(self.cfg["steps"])
+        if total > old and self.logger is not None:  # the budget would buy more: say so, the run ends at `steps`
+            self.logger.warn(f"time budget {self.budget_minutes:g} min fits about {total} steps, but steps = {old} ends the "
+                             f"run first (unused budget); pass --steps {total} (or more) to train for the whole budget")
         total = min(max(total, self.step + 1), old)
         if total < old:
             self.cfg["steps"] = total
