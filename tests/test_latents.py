@@ -147,3 +147,16 @@ def test_interpolate_and_mix():
         L.mix(a[:, 0], b[:, 0], [0])
     with pytest.raises(ConfigError):
         L.interpolate(a, b[:1], [0.5])
+
+
+def test_edit_package_offers_the_latent_operations_by_name():
+    """Issue 15's Python form, ``edit.apply(w, direction, strength, layers)``, on the package itself."""
+    from ganedit import edit
+    from ganedit.edit import latents
+
+    assert edit.apply is latents.apply and edit.interpolate is latents.interpolate and edit.mix is latents.mix
+    w = torch.zeros(2, 4, 3)
+    out = edit.apply(w, torch.tensor([1.0, 0.0, 0.0]), 2.0, range(1, 3))
+    assert torch.equal(out[:, 1:3, 0], torch.full((2, 2), 2.0)) and float(out[:, [0, 3]].abs().sum()) == 0.0
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        edit.nothing  # noqa: B018
