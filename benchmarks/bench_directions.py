@@ -96,9 +96,9 @@ def score(readings: Readings, spread: Dict[str, float], target: str, strength: f
 
 def changes_of(readings: Readings, spread: Dict[str, float], strength: float = 1.0) -> Dict[str, float]:
     """Every factor's change per unit strength, in units of its spread."""
-    from ganedit.metrics.attributes import edit_effect
+    from ganedit.metrics.attributes import edit_changes
 
-    return edit_effect(readings[0], readings[1], spread, next(iter(spread)), strength)[0]
+    return edit_changes(readings[0], readings[1], spread, strength)
 
 
 def tiny_models(seed: int = 0):

@@ -29,6 +29,7 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -123,7 +124,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     codes = sample_codes(G, args.n, HELDOUT_SEED, mixing=0.5)
     truth = decode(G, codes["wplus"]).clamp(-1, 1)
     world = training_images(args.n, G.g_ema.size, HELDOUT_SEED, "x")
-    spread = {k: max(nan_std(v), 1e-6) for k, v in edit_readings(truth, R).items() if nan_std(v) == nan_std(v)}
+    stds = {k: nan_std(v) for k, v in edit_readings(truth, R).items()}
+    spread = {k: max(std, 1e-6) for k, std in stds.items() if math.isfinite(std)}  # NaN: hidden in (almost) every image
     mean_w, inv_cov, w_unit = w_statistics(G)
 
     rows: List[str] = []

@@ -615,7 +615,8 @@ def rank_layer_ranges(effects: Mapping[str, torch.Tensor], target: str, spread: 
     chance anyway."""
     if target not in effects:
         raise ConfigError(f"no smooth reading named {target!r} to choose layers by (readings: {', '.join(sorted(effects))})")
-    others = [k for k in effects if k != target and k not in set(parts_of_target)]
+    parts = set(parts_of_target)
+    others = [k for k in effects if k != target and k not in parts]
     if not others:
         raise ConfigError("choosing layers needs readings of other factors than the target (to measure leakage)")
     scale = {k: max(float(spread[k]) if spread and k in spread else 1.0, 1e-12) for k in effects}

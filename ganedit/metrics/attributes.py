@@ -10,7 +10,7 @@
 - :func:`knn_precision_recall`: k-NN manifold precision and recall (Kynkäänniemi et al. 2019) in the
   regressor's feature space: precision = share of generated samples inside the real manifold (realism),
   recall = share of real samples inside the generated manifold (coverage).
-- :func:`edit_readings` and :func:`edit_effect`: what an edit changes, and how much it leaks into the other
+- :func:`edit_readings`, :func:`edit_changes` and :func:`edit_effect`: what an edit changes, and how much it leaks into the other
   factors, counting a factor only on images that show it before and after the edit.
 """
 from __future__ import annotations
@@ -237,22 +237,30 @@ def nan_std(x: torch.Tensor) -> float:
     return float(x.std()) if len(x) > 1 else float("nan")
 
 
-def edit_effect(up: Mapping[str, torch.Tensor], down: Mapping[str, torch.Tensor], spread: Mapping[str, float],
-                target: str, step: float = 1.0) -> Tuple[Dict[str, float], float, float]:
-    """What an edit did, from readings (:func:`edit_readings`) of the same images edited by ``+step`` (``up``) and
-    ``-step`` (``down``): ``(change, leakage, ratio)``.
-
-    change: per factor of ``spread``, the mean of up - down over the images that show it in both, / (2 step),
-    in units of its spread (NaN where no image shows it in both). leakage: the root mean square change of every
-    other factor with a change, except the factors ``target`` can hide (``HIDDEN_BY``: they are part of it; an
-    edit of glasses shows or hides the frame colour). ratio: |change of target| / leakage."""
-    if target not in spread:
-        raise KeyError(f"no reading of {target!r} to measure an edit of (readings: {', '.join(sorted(spread))})")
+def edit_changes(up: Mapping[str, torch.Tensor], down: Mapping[str, torch.Tensor], spread: Mapping[str, float],
+                 step: float = 1.0) -> Dict[str, float]:
+    """Per factor of ``spread``: the mean of up - down over the images that show it in both (readings of
+    :func:`edit_readings` of the same images edited by ``+step`` and ``-step``), / (2 step), in units of its
+    spread; NaN where no image shows it in both."""
     change: Dict[str, float] = {}
     for name, unit in spread.items():
         delta = (up[name] - down[name]).double()
         delta = delta[torch.isfinite(delta)]
         change[name] = float(delta.mean()) / (2 * step) / float(unit) if len(delta) and unit > 0 else float("nan")
+    return change
+
+
+def edit_effect(up: Mapping[str, torch.Tensor], down: Mapping[str, torch.Tensor], spread: Mapping[str, float],
+                target: str, step: float = 1.0) -> Tuple[Dict[str, float], float, float]:
+    """What an edit did, from readings (:func:`edit_readings`) of the same images edited by ``+step`` (``up``) and
+    ``-step`` (``down``): ``(change, leakage, ratio)``.
+
+    change: :func:`edit_changes`. leakage: the root mean square change of every other factor with a change,
+    except the factors ``target`` can hide (``HIDDEN_BY``: they are part of it; an edit of glasses shows or hides
+    the frame colour). ratio: |change of target| / leakage."""
+    if target not in spread:
+        raise KeyError(f"no reading of {target!r} to measure an edit of (readings: {', '.join(sorted(spread))})")
+    change = edit_changes(up, down, spread, step)
     parts_of_target = set(HIDDEN_BY.get(target, ()))
     others = [v for k, v in change.items() if k != target and k not in parts_of_target and math.isfinite(v)]
     leak = math.sqrt(sum(v * v for v in others) / len(others)) if others else float("nan")
