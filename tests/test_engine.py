@@ -187,6 +187,21 @@ def test_ema_half_life_in_images():
     assert not ema.copies["G"].weight.requires_grad
 
 
+def test_ema_buffers_copied_or_averaged():
+    """Running statistics are copied by default (StyleGAN2-ADA); with average_buffers they follow the same average
+    as the weights. The integer batch counter is copied either way."""
+    for average, expected in ((False, 2.0), (True, 1.0)):  # one half-life from 0 towards 2: half way when averaged
+        net = torch.nn.BatchNorm1d(3)
+        ema = EMA({"G": net}, ["G"], ema_kimg=0.01, average_buffers=average)
+        with torch.no_grad():
+            net.running_mean.fill_(2.0)
+            net.num_batches_tracked.fill_(7)
+        ema.update(batch=10, images_seen=10)
+        shadow = ema.copies["G"]
+        torch.testing.assert_close(shadow.running_mean, torch.full((3,), expected))
+        assert int(shadow.num_batches_tracked) == 7
+
+
 # -- NaN/Inf guard ------------------------------------------------------------------------------------------------
 class PoisonedGAN(TinyGAN):
     """tinygan whose G loss becomes NaN from step `poison_from` on."""

@@ -67,6 +67,26 @@ def test_pix2pix_recipe_trains_and_exports(tmp_path):
     assert isinstance(model, UnetGenerator) and model.config["num_downs"] == 5 and model.config["ngf"] == 4
 
 
+def test_pix2pix_exports_the_average_of_g_when_asked(tmp_path):
+    """ema_kimg 0 (official) exports the live G itself; ema_kimg > 0 exports an average that differs from the live G
+    in its weights and in its BatchNorm statistics."""
+    live = train("pix2pix", {**FAST, "out": str(tmp_path / "live"), "steps": 3, "netG": "unet_32"})
+    live_g = live.method.nets["G"].state_dict()
+    exported = ganedit.load(tmp_path / "live" / "model").state_dict()
+    assert exported.keys() == live_g.keys() and all(torch.equal(exported[k], live_g[k]) for k in live_g)
+
+    averaged = train("pix2pix", {**FAST, "out": str(tmp_path / "ema"), "steps": 3, "netG": "unet_32", "ema_kimg": 0.004})
+    net = averaged.method.nets["G"].state_dict()
+    for key, value in live_g.items():  # same seed and data: the live nets agree, the difference is the averaging
+        torch.testing.assert_close(net[key], value)
+    model = ganedit.load(tmp_path / "ema" / "model").state_dict()
+    weights = [k for k in model if k.endswith("weight")]
+    stats = [k for k in model if k.endswith("running_mean")]
+    assert weights and stats
+    assert all(not torch.equal(model[k], net[k]) for k in weights)
+    assert all(not torch.equal(model[k], net[k]) for k in stats)
+
+
 def test_pix2pix_l1_only_ablation_skips_the_discriminator(tmp_path):
     """lambda_GAN=0: no D step (its optimiser never steps, no D or GAN values logged), G still learns from L1;
     the exported generator keeps the resize upsampling asked for."""

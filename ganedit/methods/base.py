@@ -164,6 +164,7 @@ class Method:
     # is read or network built; cross-key rules go in check_config.
     limits: ClassVar[Mapping[str, Limit]] = {}
     ema_networks: ClassVar[Tuple[str, ...]] = ()
+    ema_average_buffers: ClassVar[bool] = False  # True for BatchNorm nets: average the running statistics too (train/ema.py)
     snapshot_columns: ClassVar[int] = 8
 
     def __init__(self, cfg: Dict[str, Any]) -> None:

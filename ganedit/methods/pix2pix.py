@@ -18,9 +18,11 @@ the global batch from the step's noise stream (``ctx.rand``), not from each proc
 Sizes follow the data by default (``load_size``/``crop_size`` 0, ``netG`` auto; ``ganedit/methods/pair_sizes.py``):
 256 px pairs get the official 286 / 256 / unet_256, 64 px pairs 72 / 64 / unet_64.
 
-Two ablation switches that the official code does not have (defaults = official): ``upsample="resize"`` builds the
-U-Net with nearest x2 + 3x3 convs instead of transposed convs (``models/pix2pix.py``), and ``lambda_GAN`` weights
-the adversarial term (0: L1 only, no D step). docs/training.md ("Sharp results") has what each one measured.
+Three switches that the official code does not have (defaults = official): ``upsample="resize"`` builds the
+U-Net with nearest x2 + 3x3 convs instead of transposed convs (``models/pix2pix.py``), ``lambda_GAN`` weights
+the adversarial term (0: L1 only, no D step), and ``ema_kimg`` > 0 exports (and snapshots) an exponential moving
+average of G's weights and BatchNorm statistics with that half-life in thousands of images (0: the live G, as
+official). docs/training.md ("Sharp results") has what each one measured.
 
 Example: ``ganedit train pix2pix --data synthetic:2000 --steps 4000``.
 """
@@ -191,12 +193,15 @@ class Pix2Pix(Method):
         "preprocess": "resize_and_crop",
         "flip": True,
         "snapshot_n": 8,
+        "ema_kimg": 0.0,  # official: no average (the exported G is the live one)
     }
+    ema_networks = ("G",)
+    ema_average_buffers = True  # the U-Net's BatchNorm statistics belong to the weights they were measured with
+    snapshot_columns = 6  # two (A, G(A), B) triplets per row
 
     @classmethod
     def check_config(cls, cfg: Dict[str, Any]) -> None:
         check_translation_config(cfg, cls.name)
-    snapshot_columns = 6  # two (A, G(A), B) triplets per row
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -260,10 +265,10 @@ class Pix2Pix(Method):
         return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items])}
 
     def snapshot(self, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
-        G = self.nets["G"]
+        G = self.ema.get("G", self.nets["G"])
         with eval_mode(G):
             fake = G(inputs["A"])
         return torch.stack([inputs["A"], fake, inputs["B"]], 1).flatten(0, 1)
 
     def export(self) -> nn.Module:
-        return plain_copy(self.nets["G"])
+        return plain_copy(self.ema.get("G", self.nets["G"]))

@@ -1,6 +1,12 @@
 """Exponential moving averages of network weights (kept on rank 0). The decay follows from a half-life in
 images, as in StyleGAN2: ``beta = 0.5 ** (global_batch / (ema_kimg * 1000))``, optionally ramped up
-early in training (``ema_rampup``: the half-life is at most ``images_seen * ema_rampup``)."""
+early in training (``ema_rampup``: the half-life is at most ``images_seen * ema_rampup``).
+
+Buffers are copied from the live network by default, as in StyleGAN2-ADA. A network with BatchNorm needs
+``average_buffers``: its running statistics were measured with the live weights, and an averaged network evaluated
+with the live network's statistics loses the gain of the averaging (pix2pix on the synthetic world: 27.1 dB with
+copied statistics, 27.8 with averaged ones, for the same average of its last four checkpoints).
+Integer buffers (BatchNorm's batch counter) are always copied."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +17,8 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, nets: Dict[str, nn.Module], names: Iterable[str], ema_kimg: float, rampup: float = 0.0) -> None:
+    def __init__(self, nets: Dict[str, nn.Module], names: Iterable[str], ema_kimg: float, rampup: float = 0.0,
+                 average_buffers: bool = False) -> None:
         self.nets = nets
         self.names = list(names)
         missing = [n for n in self.names if n not in nets]
@@ -24,6 +31,7 @@ class EMA:
             self.copies[name] = shadow
         self.ema_kimg = float(ema_kimg)
         self.rampup = float(rampup)
+        self.average_buffers = bool(average_buffers)
         self._pairs = {name: self._tensors(name) for name in self.names}
 
     def _tensors(self, name: str):
@@ -50,8 +58,12 @@ class EMA:
             lp, sp, float_b, other_b = self._pairs[name]
             if sp:
                 torch._foreach_lerp_(sp, lp, weight)
-            # Buffers (e.g. running statistics) are copied, not averaged, as in StyleGAN2-ADA.
-            for s, l in float_b + other_b:
+            copied = other_b
+            if self.average_buffers and float_b:
+                torch._foreach_lerp_([s for s, _ in float_b], [l for _, l in float_b], weight)
+            else:
+                copied = float_b + other_b
+            for s, l in copied:
                 s.copy_(l)
 
     def state_dict(self) -> Dict[str, Dict[str, torch.Tensor]]:

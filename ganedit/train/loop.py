@@ -102,7 +102,8 @@ class Trainer:
         self.ctx = TrainContext(cfg, info, opts)
         self.schedule = LRSchedule(cfg, opts)
         names = tuple(method_cls.ema_networks)
-        self.ema = EMA(nets, names, cfg["ema_kimg"], cfg["ema_rampup"]) if names and self.main else None
+        self.ema = (EMA(nets, names, cfg["ema_kimg"], cfg["ema_rampup"], average_buffers=method_cls.ema_average_buffers)
+                    if names and self.main else None)
         self.method.ema = dict(self.ema.copies) if self.ema else {n: nets[n] for n in names}
 
         self.fixed: Any = None
