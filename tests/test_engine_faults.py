@@ -192,17 +192,18 @@ def test_minutes_budget_stops_with_model_and_fits_the_linear_decay(tmp_path, ima
     trainer = run_trainer(TinyGAN, out, images, batch=4, steps=100000, minutes=0.04, lr_schedule="linear",
                           lr_decay_start=50000, log_every=1, snapshot_every=0, checkpoint_every=0)
     fitted = trainer.cfg["steps"]
-    assert fitted < 100000 and trainer.cfg["lr_decay_start"] == round(50000 * fitted / 100000)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    first = [r for r in rows if r.get("event") == "budget"][0]["steps"]  # measured again at the decay start, maybe fewer
+    assert fitted <= first < 100000 and trainer.cfg["lr_decay_start"] == round(50000 * first / 100000)
     # Whichever comes first: the budget, or the fitted steps (when later steps ran faster than the measured ones).
     if trainer.stopped_by is None:
         assert trainer.step == fitted and trainer.train_seconds < 2.4
     else:
         assert trainer.stopped_by == "time budget (0.04 min)" and 2.4 <= trainer.train_seconds < 60
     assert trainer.train_seconds > 0.6 and 3 < trainer.step <= fitted  # the fit landed near the budget
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     factors = [r["lr_factor"] for r in rows if "lr_factor" in r]
     assert factors[0] == 1.0 and factors[-1] < 0.9  # the decay ran within the budget (unfitted: 1.0 until step 50000)
-    assert [r for r in rows if r.get("event") == "budget"][0]["steps"] == fitted
+    assert [r for r in rows if r.get("event") == "budget"][-1]["steps"] == fitted  # the last fit (see the refit test)
     state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[0][1])
     assert state["config"]["steps"] == fitted and state["budget_minutes"] == 0.04
     assert json.loads((out / "train_config.json").read_text())["steps"] == fitted
@@ -225,6 +226,67 @@ def test_budget_refits_the_recipes_own_step_tied_schedule(tmp_path):
     assert trainer.steps == trainer.cfg["steps"] == 301
     assert trainer.cfg["lr_decay_start"] == decay_start({"steps": 301, "decay_from": 0.5}) == 150
     assert trainer.schedule.cfg["lr_decay_start"] == 150  # the schedule reads the fitted values
+
+
+class FakeClock:
+    """The engine's clock (``loop.time.perf_counter``), advanced only by the steps of ``SlowingGAN``."""
+
+    now = 0.0
+
+    @classmethod
+    def perf_counter(cls) -> float:
+        return cls.now
+
+
+class SlowingGAN(TinyGAN):
+    """tinygan whose steps take 10 ms of the fake clock until step 100, then 30 ms: a machine that gets busy after
+    the budget's first measurement (after 5% of it, step 16)."""
+
+    name = ""  # not discoverable
+
+    def train_step(self, batch, ctx):
+        FakeClock.now += 0.01 if ctx.step < 100 else 0.03
+        return super().train_step(batch, ctx)
+
+
+def test_budget_measures_again_where_the_decay_starts(tmp_path, images, monkeypatch):
+    """The first fit (after 5% of the budget) expects fast steps; they slow down from step 100. Measured again
+    where the decay starts, the decay ends when the budget does (lr near 0), instead of being cut off by the clock
+    at about two thirds of the base rate."""
+    from ganedit.train import loop
+
+    monkeypatch.setattr(loop, "time", FakeClock)
+    out = tmp_path / "run"
+    trainer = run_trainer(SlowingGAN, out, images, batch=4, steps=100000, minutes=0.05, lr_schedule="linear",
+                          lr_decay_start=50000, log_every=1, snapshot_every=0, checkpoint_every=0)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    fits = [r for r in rows if r.get("event") == "budget"]
+    # the first fit: 300 steps of 10 ms (decay from 150); at step 150 (2.5 s): 0.5 s left at 30 ms a step, 16 steps
+    assert [(r["step"], r["steps"], r.get("refit")) for r in fits] == [(16, 300, None), (150, 166, "decay")]
+    assert trainer.cfg["lr_decay_start"] == 150 and trainer.cfg["steps"] == 166 and trainer.step == 166
+    # (a row of step k logs the factor step k - 1 trained with)
+    factors = [r["lr_factor"] for r in sorted((r for r in rows if "lr_factor" in r), key=lambda r: r["step"])]
+    assert set(factors[:151]) == {1.0} and factors[151] < 1.0  # the decay starts where it was due
+    assert all(b <= a for a, b in zip(factors, factors[1:]))  # and never jumps back up
+    assert factors[-1] == pytest.approx(1 / 16)  # it ran to its end within the budget (unrefitted: 2/3 at the stop)
+
+
+def test_decay_refit_only_shortens_and_a_resume_derives_the_same_schedule(tmp_path):
+    from ganedit.methods.pix2pix import Pix2Pix
+    from ganedit.train.schedules import lr_factor
+
+    cfg = resolve(Pix2Pix, {"data": "synthetic:4", "out": str(tmp_path), "steps": 1000, "crop_size": 32, "batch": 2,
+                            "ngf": 4, "ndf": 4, "netG": "unet_32", "device": "cpu", "workers": 0, "minutes": 1.0})
+    trainer = Trainer(Pix2Pix, cfg)
+    trainer.step = 500  # the decay start
+    trainer.refit_decay_to_budget(5000)  # more than steps: nothing changes
+    assert trainer.cfg["steps"] == 1000 and trainer.cfg["lr_decay_start"] == 500
+    trainer.refit_decay_to_budget(700)
+    assert trainer.steps == trainer.cfg["steps"] == 700 and trainer.cfg["lr_decay_start"] == 500
+    assert lr_factor(trainer.cfg, 500) == 1.0 and lr_factor(trainer.cfg, 699) == pytest.approx(1 / 200)
+    rebuilt = dict(trainer.cfg)
+    Pix2Pix(rebuilt)  # what a resume does with the stored configuration
+    assert rebuilt["lr_decay_start"] == 500
 
 
 # -- 2. checkpoints and disks -----------------------------------------------------------------------------------------

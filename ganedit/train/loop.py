@@ -284,14 +284,26 @@ class Trainer:
         started = self._session_start
         return self.train_seconds + (time.perf_counter() - started if started is not None else 0.0)
 
+    def _budget_fitted(self) -> bool:
+        return self.budget_minutes == float(self.cfg["minutes"])
+
+    def _at_decay_start(self) -> bool:
+        """The step where a decaying learning-rate schedule begins (the same on every rank)."""
+        return (self.cfg.get("lr_schedule") in ("linear", "cosine") and self.step > 0
+                and self.step == int(self.cfg.get("lr_decay_start", 0)))
+
     def _budget_proposal(self, budget: float, session_steps: int, first_step_done: float) -> float:
-        """Rank 0's estimate of the total steps that fit in the budget, once enough of it is measured (0: not yet)."""
-        if not self.main or budget <= 0 or self.budget_minutes == float(self.cfg["minutes"]):
+        """Rank 0's estimate of the total steps that fit in the budget, once enough of it is measured (0: not yet);
+        after the first fit, once more where the learning rate starts to decay."""
+        if not self.main or budget <= 0 or (self._budget_fitted() and not self._at_decay_start()):
             return 0.0
         spent = self.elapsed()
         if session_steps <= CALIBRATION_STEPS or spent < CALIBRATION_SHARE * budget:
             return 0.0
         per_step = (time.perf_counter() - first_step_done) / (session_steps - 1)  # the first step warms up
+        recent = self.step_times[-max(CALIBRATION_STEPS, len(self.step_times) // 4):]
+        if self._budget_fitted() and recent:  # the refit: the speed now (the last quarter of the session's steps)
+            per_step = sum(recent) / len(recent)
         return float(self.step + max(1, int((budget - spent) / max(per_step, 1e-9))))
 
     def fit_steps_to_budget(self, total: int) -> None:
@@ -316,6 +328,30 @@ class Trainer:
             self.logger.event(self.step, "budget", minutes=self.budget_minutes, steps=self.steps)
             self.logger.info(f"time budget {self.budget_minutes:g} min: about {self.steps} steps fit; the run and its "
                              f"learning-rate schedule end there (lr_decay_start {self.cfg['lr_decay_start']})")
+
+    def refit_decay_to_budget(self, total: int) -> None:
+        """At the decay start, end the decay where the budget now runs out: the first fit measured the speed over
+        the first 5% of the budget only, and a run that slows down later (a shared machine) would be stopped by the
+        clock with its learning rate still high. The decay keeps its start (this step, so the learning rate does
+        not jump) and only shortens: ``steps`` is never raised. A recipe's own step-tied keys follow through
+        ``decay_from`` (pix2pix, CycleGAN), so a resume derives the same values."""
+        total = min(max(total, self.step + 1), int(self.cfg["steps"]))
+        if total >= int(self.cfg["steps"]):
+            return
+        here = self.step
+        self.cfg["steps"] = total
+        self.cfg["lr_decay_start"] = here
+        if "decay_from" in self.cfg:
+            self.cfg["decay_from"] = here / total
+        type(self.method)(self.cfg)  # recomputes derived keys in the shared cfg dict (no other effect)
+        self.steps = total
+        self.schedule.restore_base()
+        if self.main:
+            (self.out / "train_config.json").write_text(json.dumps(self.cfg, indent=2) + "\n")
+        if self.logger is not None:
+            self.logger.event(self.step, "budget", minutes=self.budget_minutes, steps=self.steps, refit="decay")
+            self.logger.info(f"time budget {self.budget_minutes:g} min, measured again where the learning rate starts to "
+                             f"decay: about {self.steps} steps fit; the decay ends there")
 
     # -- the loop ------------------------------------------------------------------------------------------------
     def _set_aside_newer_checkpoints(self) -> None:
@@ -408,7 +444,10 @@ class Trainer:
                 proposal = self._budget_proposal(budget, session_steps, first_step_done)
                 signalled, over, proposal = dist_util.agree_max(info, [float(self._signal is not None), float(over), proposal])
                 if proposal > 0:
-                    self.fit_steps_to_budget(int(proposal))
+                    if self._budget_fitted():
+                        self.refit_decay_to_budget(int(proposal))
+                    else:
+                        self.fit_steps_to_budget(int(proposal))
                 if signalled or over:
                     self.stopped_by = (self._signal or "peer") if signalled else f"time budget ({cfg['minutes']:g} min)"
                     self.checkpoint()
