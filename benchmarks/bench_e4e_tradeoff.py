@@ -79,6 +79,12 @@ def relative_drift(codes: torch.Tensor, reference: torch.Tensor, delta: torch.Te
     return (codes - reference).norm(dim=2).mean(1) / delta.norm(dim=2).mean(1).clamp_min(1e-8)
 
 
+def code_spread(codes: torch.Tensor) -> float:
+    """How far apart the codes of different images lie: the mean distance of a w+ row from that row's mean over
+    the images."""
+    return float((codes - codes.mean(0, keepdim=True)).norm(dim=2).mean())
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", type=_pair, action="append", required=True, help="LABEL=PATH (repeat)")
@@ -133,6 +139,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     origin = [f"| truth codes | {float(truth_dist.mean()):.2f} | {float(truth_dist[0]):.2f} | {float(truth_dist[1:].mean()):.2f} "
               f"| {float(truth_dist[1:].max()):.2f} |"]
     summary: Dict[str, Dict[str, float]] = {}
+    spreads = [f"| truth codes | {code_spread(codes['wplus']):.2f} | | |"]
     shown = min(8, args.n)
     grids: Dict[str, List[Tuple[str, torch.Tensor]]] = {}
     for label, model, path in encoders:
@@ -175,6 +182,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         rows_dist = row_distances(w_in, mean_w, inv_cov, w_unit)
         origin.append(f"| {label} | {float(rows_dist.mean()):.2f} | {float(rows_dist[0]):.2f} | {float(rows_dist[1:].mean()):.2f} "
                       f"| {float(rows_dist[1:].max()):.2f} |")
+        spreads.append(f"| {label} | {code_spread(w_in):.2f} | {float((back_unedited - w_in).norm(dim=2).mean()):.2f} | "
+                       f"{float((back_unedited - w_in).norm(dim=2).mean()) / code_spread(w_in):.3f} |")
         summary[label] = {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
                           "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs),
                           "lec_floor": sum(floors) / len(floors), "lec_rel": sum(relatives) / len(relatives), "dist": sum(dists) / len(dists)}
@@ -196,6 +205,11 @@ def main(argv: Optional[List[str]] = None) -> None:
               "E(x), ||E(G(E(x) + delta)) - delta - E(G(E(x)))|| over ||delta|| (the edit's own inconsistency):", "",
               "| encoder | mean LEC | LEC of a zero edit | LEC from the round trip |", "| --- | --- | --- | --- |"]
     lines += [f"| {label} | {s['lec']:.3f} | {s['lec_floor']:.3f} | {s['lec_rel']:.3f} |" for label, s in summary.items()]
+    lines += ["", "The zero-edit drift in the latent's own units, beside how far apart each encoder puts different images "
+              "(code spread: the mean distance of a w+ row from that row's mean over the images). An encoder that pulls "
+              "every code towards the mean drifts less in absolute units for the same relative precision:", "",
+              "| codes | code spread | zero-edit drift (E(G(E(x))) against E(x), per row) | drift / spread |",
+              "| --- | --- | --- | --- |"] + spreads
     labels = list(summary)
     if len(labels) >= 2:
         a, b = summary[labels[0]], summary[labels[1]]

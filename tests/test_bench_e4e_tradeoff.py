@@ -31,3 +31,12 @@ def test_relative_drift_is_the_lec_ratio():
     off = w.clone()
     off[:, :, 1] += 1.0  # read back 1 off on every row: half the edit's size
     assert torch.allclose(relative_drift(off, w, delta), torch.full((4,), 0.5))
+
+
+def test_code_spread_scales_with_the_codes():
+    from benchmarks.bench_e4e_tradeoff import code_spread
+
+    w = torch.randn(64, 6, 8)
+    assert code_spread(w) > 1.0 and abs(code_spread(w * 0.5) - 0.5 * code_spread(w)) < 1e-5
+    assert code_spread(w[:1].repeat(64, 1, 1)) < 1e-5  # every image coded alike: no spread
+    assert abs(code_spread(w + 3.0) - code_spread(w)) < 1e-5  # a shift is not a spread
