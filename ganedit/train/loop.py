@@ -317,17 +317,20 @@ class Trainer:
                              f"run first (unused budget); pass --steps {total} (or more) to train for the whole budget")
         total = min(max(total, self.step + 1), old)
         if total < old:
-            self.cfg["steps"] = total
-            self.cfg["lr_decay_start"] = int(round(int(self.cfg["lr_decay_start"]) * total / old))
-            type(self.method)(self.cfg)  # recomputes derived keys in the shared cfg dict (no other effect)
-            self.steps = total
-            self.schedule.restore_base()
+            self._set_length(total, int(round(int(self.cfg["lr_decay_start"]) * total / old)))
         if self.main:
             (self.out / "train_config.json").write_text(json.dumps(self.cfg, indent=2) + "\n")
         if self.logger is not None:
             self.logger.event(self.step, "budget", minutes=self.budget_minutes, steps=self.steps)
             self.logger.info(f"time budget {self.budget_minutes:g} min: about {self.steps} steps fit; the run and its "
                              f"learning-rate schedule end there (lr_decay_start {self.cfg['lr_decay_start']})")
+
+    def _set_length(self, total: int, decay_start: int) -> None:
+        self.cfg["steps"] = total
+        self.cfg["lr_decay_start"] = decay_start
+        type(self.method)(self.cfg)  # recomputes derived keys in the shared cfg dict (no other effect)
+        self.steps = total
+        self.schedule.restore_base()
 
     def refit_decay_to_budget(self, total: int) -> None:
         """At the decay start, end the decay where the budget now runs out: the first fit measured the speed over
@@ -338,14 +341,9 @@ class Trainer:
         total = min(max(total, self.step + 1), int(self.cfg["steps"]))
         if total >= int(self.cfg["steps"]):
             return
-        here = self.step
-        self.cfg["steps"] = total
-        self.cfg["lr_decay_start"] = here
         if "decay_from" in self.cfg:
-            self.cfg["decay_from"] = here / total
-        type(self.method)(self.cfg)  # recomputes derived keys in the shared cfg dict (no other effect)
-        self.steps = total
-        self.schedule.restore_base()
+            self.cfg["decay_from"] = self.step / total
+        self._set_length(total, self.step)
         if self.main:
             (self.out / "train_config.json").write_text(json.dumps(self.cfg, indent=2) + "\n")
         if self.logger is not None:
