@@ -87,6 +87,21 @@ def test_pix2pix_exports_the_average_of_g_when_asked(tmp_path):
     assert all(not torch.equal(model[k], net[k]) for k in stats)
 
 
+def test_cyclegan_exports_averaged_generators_when_asked(tmp_path):
+    cyc = {**FAST, "netG": "resnet_6blocks", "steps": 3, "data": "synthetic:8", "load_size": 36}
+    live = train("cyclegan", {**cyc, "out": str(tmp_path / "live")})
+    pair = ganedit.load(tmp_path / "live" / "model")
+    for name in ("G_A", "G_B"):  # ema_kimg 0 (official): the live generators themselves
+        net = live.method.nets[name].state_dict()
+        assert all(torch.equal(getattr(pair, name).state_dict()[k], v) for k, v in net.items())
+    averaged = train("cyclegan", {**cyc, "out": str(tmp_path / "ema"), "ema_kimg": 0.004})
+    pair = ganedit.load(tmp_path / "ema" / "model")
+    for name in ("G_A", "G_B"):
+        net, exported = averaged.method.nets[name].state_dict(), getattr(pair, name).state_dict()
+        assert all(torch.equal(v, live.method.nets[name].state_dict()[k]) for k, v in net.items())  # same training
+        assert all(not torch.equal(exported[k], v) for k, v in net.items() if k.endswith("weight"))
+
+
 def test_pix2pix_l1_only_ablation_skips_the_discriminator(tmp_path):
     """lambda_GAN=0: no D step (its optimiser never steps, no D or GAN values logged), G still learns from L1;
     the exported generator keeps the resize upsampling asked for."""

@@ -11,6 +11,8 @@ Data (``--data``): a folder with ``trainA/`` and ``trainB/`` (``<phase>A``/``<ph
 domain X as A and domain Y as B of the built-in synthetic world, drawn from independent factors (unpaired).
 
 The exported model is a ``GeneratorPair``: ``ganedit translate --direction AtoB|BtoA`` picks G_A or G_B.
+``ema_kimg`` > 0 (not in the official code; default 0 = the live generators) exports and snapshots exponential
+moving averages of G_A and G_B with that half-life in thousands of images (docs/training.md, "Sharp results").
 
 Example: ``ganedit train cyclegan --data synthetic:2000 --set crop_size=64 --set ngf=16 --steps 4000``.
 """
@@ -128,12 +130,15 @@ class CycleGAN(Method):
         "preprocess": "resize_and_crop",
         "flip": True,
         "snapshot_n": 8,
+        "ema_kimg": 0.0,  # official: no average (the exported generators are the live ones)
     }
+    ema_networks = ("G_A", "G_B")
+    ema_average_buffers = True  # with norm=batch the running statistics belong to the averaged weights
+    snapshot_columns = 6  # (A, G_A(A), G_B(G_A(A)), B, G_B(B), G_A(G_B(B))) per row
 
     @classmethod
     def check_config(cls, cfg: Dict[str, Any]) -> None:
         check_translation_config(cfg, cls.name)
-    snapshot_columns = 6  # (A, G_A(A), G_B(G_A(A)), B, G_B(B), G_A(G_B(B))) per row
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -214,7 +219,7 @@ class CycleGAN(Method):
         return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items])}
 
     def snapshot(self, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
-        G_A, G_B = self.nets["G_A"], self.nets["G_B"]
+        G_A, G_B = self.ema.get("G_A", self.nets["G_A"]), self.ema.get("G_B", self.nets["G_B"])
         with eval_mode(G_A, G_B):
             fake_B, fake_A = G_A(inputs["A"]), G_B(inputs["B"])
             rows = [inputs["A"], fake_B, G_B(fake_B), inputs["B"], fake_A, G_A(fake_A)]
@@ -223,4 +228,4 @@ class CycleGAN(Method):
     def export(self) -> nn.Module:
         from ganedit.models.cyclegan import GeneratorPair
 
-        return GeneratorPair.of(plain_copy(self.nets["G_A"]), plain_copy(self.nets["G_B"]))
+        return GeneratorPair.of(*(plain_copy(self.ema.get(name, self.nets[name])) for name in ("G_A", "G_B")))
