@@ -18,7 +18,9 @@ pairs (other seeds) by PSNR and SSIM against the ground truth, next to two basel
 ``--methods`` names ganedit's recipe (``pix2pix``, ``cyclegan``) or the official one (``pix2pix:official``,
 ``cyclegan:official``: the official widths and batch, ``RECIPES``), so both can be trained on the same budget side
 by side. ``--run NAME=FOLDER`` scores a run trained elsewhere (``ganedit train ... -o FOLDER``) under NAME; its kept
-training checkpoints give the quality-against-time curve.
+training checkpoints give the quality-against-time curve. ``--select NAME`` adds NAME's checkpoint with the best PSNR
+on ``--validation`` pairs of their own seed (``VALIDATION_SEED``, apart from the test seed): early stopping as a
+user with a validation set would do it, so the test pairs never choose.
 
 Writes ``docs/results/translation/ground_truth_grid.png`` (labelled rows: input, colour transfer, each method,
 ground truth; 8 test images) and the "translation_quality" section of BENCHMARKS.md.
@@ -42,6 +44,7 @@ import torch  # noqa: E402
 from benchmarks.common import REPO, machine_line, write_section  # noqa: E402
 
 TRAIN_COUNT, TEST_COUNT, TEST_SEED = 2000, 200, 1000
+VALIDATION_SEED = 3000  # --select: checkpoints are chosen on these pairs, never on the test pairs
 RECIPES = {
     # small nets for 64 px on a CPU; everything else is the official recipe (ganedit/methods/*.py). pix2pix's lr 1e-3
     # (official 2e-4 at batch 1): +1.9 dB in a 10-minute screen at batch 4 (docs/training.md, "Sharp results")
@@ -143,6 +146,10 @@ def run_facts(run: Path) -> Dict[str, object]:
     shown = ("netG", "ngf", "ndf", "batch", "upsample")
     changed = {k: cfg[k] for k in defaults if k in cfg and k not in shown and k not in ("steps", "snapshot_n", "crop_size", "load_size")
                and cfg[k] != defaults[k]}
+    if float(cfg.get("ema_rampup", 0.0)) > 0 and float(cfg.get("ema_kimg", 0.0)) > 0:  # an engine key: not in the defaults
+        changed["ema_rampup"] = cfg["ema_rampup"]
+    if cfg.get("data") != f"synthetic:{TRAIN_COUNT}":  # another training set than the bench's own
+        changed["data"] = cfg.get("data")
     return {"method": cfg["method"], "steps_done": done, "images": done * int(cfg["batch"]), "minutes": round(run_clock(run)(done), 1),
             "stopped_by": str(stopped[-1]) if stopped else "", "recipe": {**{k: cfg[k] for k in shown if k in cfg}, **changed}}
 
@@ -164,6 +171,19 @@ def curve(run: Path, a: torch.Tensor, b: torch.Tensor) -> List[Dict[str, float]]
     return points
 
 
+def best_on_validation(run: Path, count: int, size: int) -> Tuple[Path, float]:
+    """The kept checkpoint (or the final model) of ``run`` with the highest mean PSNR on ``count`` validation pairs."""
+    import ganedit
+    from benchmarks.common import run_checkpoints
+    from ganedit.methods.pix2pix import synthetic_pairs
+    from ganedit.metrics.image import psnr
+
+    val = synthetic_pairs(count, size, VALIDATION_SEED, paired=True)
+    scored = [(psnr(_evaluate(ganedit.load(path), val.a), val.b).mean().item(), path) for path in run_checkpoints(run)]
+    best, path = max(scored, key=lambda pair: pair[0])
+    return path, best
+
+
 def _evaluate(model: torch.nn.Module, a: torch.Tensor) -> torch.Tensor:
     from ganedit.models.cyclegan import select_generator
 
@@ -180,6 +200,9 @@ def main() -> None:
                         help="recipes to train here (NAME:official = the official widths and batch)")
     parser.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER",
                         help="also score a run trained elsewhere (ganedit train ... -o FOLDER) under NAME; repeatable")
+    parser.add_argument("--select", action="append", default=[], metavar="NAME",
+                        help="also score NAME's checkpoint chosen on --validation pairs (early stopping); repeatable")
+    parser.add_argument("--validation", type=int, default=200, help="validation pairs for --select")
     parser.add_argument("--out", default="runs/translation_quality", help="run folders (checkpoints, models)")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the models already trained in --out")
     parser.add_argument("--no-write", action="store_true", help="print only (no BENCHMARKS.md section, no grid)")
@@ -213,6 +236,15 @@ def main() -> None:
     for name, run in runs.items():
         print(f"  {name}: {facts[name]}", flush=True)
         outputs[name] = _evaluate(ganedit.load(run / "model"), a)
+    chosen: Dict[str, str] = {}  # row name -> how its checkpoint was chosen
+    for name in args.select:
+        if name not in runs:
+            raise SystemExit(f"--select {name!r}: no run of that name (runs: {', '.join(runs)})")
+        path, val_psnr = best_on_validation(runs[name], args.validation, args.size)
+        row = f"{name} (early stop)"
+        outputs[row], facts[row] = _evaluate(ganedit.load(path), a), facts[name]
+        chosen[row] = (f"checkpoint step {path.stem.split('-')[1].lstrip('0')} of that run, the best of its kept checkpoints on "
+                       f"{args.validation} validation pairs (seed {VALIDATION_SEED}, {val_psnr:.2f} dB there)")
 
     # the paired test set's segmentation (its B renders the same structure): region PSNRs
     from ganedit.data.synthetic.factors import sample_appearance, sample_structure
@@ -229,7 +261,9 @@ def main() -> None:
 
     best_baseline = max(scores["copy-input"][0], scores["Lab colour transfer"][0])
     cmd = ("python -m benchmarks.bench_translation_quality" + (f" --minutes {args.minutes:g}" if args.minutes != 20 else "")
-           + " --methods" + "".join(f" {m}" for m in args.methods) + "".join(f" --run {r}" for r in args.run) + f" --out {args.out}")
+           + " --methods" + "".join(f" {m}" for m in args.methods) + "".join(f" --run {r}" for r in args.run)
+           + "".join(f" --select {n}" for n in args.select) + (f" --validation {args.validation}" if args.select and args.validation != 200 else "")
+           + f" --out {args.out}")
     evaluated = f" (then `{cmd} --evaluate-only`)" if args.evaluate_only else ""
     lines = [
         "## Translation quality against the synthetic world's ground truth (64 px, CPU)",
@@ -248,6 +282,8 @@ def main() -> None:
             training = f"{f['method']}: {f['steps_done']} steps ({f['images']} images) in {f['minutes']} min of steps; {spec}"
             if f["stopped_by"]:
                 training += f"; stopped: {f['stopped_by']}"
+            if name in chosen:
+                training = f"the run above: {chosen[name]}"
             gain = f"{p - best_baseline:+.2f} dB"
         else:
             training, gain = "none (baseline)", ""
@@ -259,13 +295,13 @@ def main() -> None:
         lines += ["", "Quality against training time (every checkpoint each run kept; the lr decay is fitted to the whole run):", "",
                   "| method | minutes | step | PSNR dB | sharpness |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {name} | {pt['minutes']} | {pt['step']} | {pt['psnr']:.2f} | {pt['sharpness']:.2f} |" for name, c in curves.items() for pt in c]
-    lines += ["", f"Grid (labelled rows: input, colour transfer, {', '.join(runs)}, ground truth): `{GRID_PATH.relative_to(REPO)}`."]
+    lines += ["", f"Grid (labelled rows: input, colour transfer, {', '.join([*runs, *chosen])}, ground truth): `{GRID_PATH.relative_to(REPO)}`."]
     markdown = "\n".join(lines)
     print()
     print(markdown)
     if not args.no_write:
         rows = [("input A (domain X)", a[:8]), ("Lab colour transfer", outputs["Lab colour transfer"][:8])]
-        rows += [(name, outputs[name][:8]) for name in runs] + [("ground truth (domain Y)", b[:8])]
+        rows += [(name, outputs[name][:8]) for name in [*runs, *chosen]] + [("ground truth (domain Y)", b[:8])]
         GRID_PATH.parent.mkdir(parents=True, exist_ok=True)
         labelled_rows(rows, GRID_PATH)
         write_section("translation_quality", markdown)
