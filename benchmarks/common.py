@@ -81,8 +81,20 @@ def run_events(run: Path) -> List[Dict[str, object]]:
 
 def run_clock(run: Path) -> Callable[[int], float]:
     """step -> minutes of training at that step, from the time stamps in metrics.jsonl. The first rows come a few
-    steps in, so the start is extrapolated back from the first two time-stamped steps."""
-    rows = sorted({int(r["step"]): float(r["time"]) for r in run_events(run) if "time" in r and "step" in r}.items())  # type: ignore[arg-type]
+    steps in, so the start is extrapolated back from the first two time-stamped steps. A resumed run's pause (from
+    its last row before a ``resume`` event to that event) does not count."""
+    stamped: Dict[int, float] = {}
+    offset, last = 0.0, None
+    for r in run_events(run):
+        if "time" not in r or "step" not in r:
+            continue
+        if r.get("event") == "resume":
+            if last is not None:
+                offset = last - float(r["time"])  # type: ignore[arg-type]
+            continue
+        last = float(r["time"]) + offset  # type: ignore[arg-type]
+        stamped[int(r["step"])] = last  # type: ignore[arg-type]
+    rows = sorted(stamped.items())
     if len(rows) < 2:
         raise ValueError(f"{run}: fewer than two time-stamped steps in metrics.jsonl")
     (s0, t0), (s1, t1) = rows[0], rows[1]
