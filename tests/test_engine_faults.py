@@ -197,7 +197,9 @@ def test_minutes_budget_stops_with_model_and_fits_the_linear_decay(tmp_path, ima
     assert fitted <= first < 100000 and trainer.cfg["lr_decay_start"] == round(50000 * first / 100000)
     # Whichever comes first: the budget, or the fitted steps (when later steps ran faster than the measured ones).
     if trainer.stopped_by is None:
-        assert trainer.step == fitted and trainer.train_seconds < 2.4
+        # (measured again at the decay start, the fit can end the steps at the budget itself: train_seconds then
+        # also counts the last checkpoint and the export after the final step)
+        assert trainer.step == fitted and trainer.train_seconds < 2.4 + 5
     else:
         assert trainer.stopped_by == "time budget (0.04 min)" and 2.4 <= trainer.train_seconds < 60
     assert trainer.train_seconds > 0.6 and 3 < trainer.step <= fitted  # the fit landed near the budget
