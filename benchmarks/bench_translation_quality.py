@@ -148,12 +148,26 @@ def run_facts(run: Path) -> Dict[str, object]:
     shown = ("netG", "ngf", "ndf", "batch", "upsample")
     changed = {k: cfg[k] for k in defaults if k in cfg and k not in shown and k not in ("steps", "snapshot_n", "crop_size", "load_size")
                and cfg[k] != defaults[k]}
-    if float(cfg.get("ema_rampup", 0.0)) > 0 and float(cfg.get("ema_kimg", 0.0)) > 0:  # an engine key: not in the defaults
+    averaged = _kept_an_average(run)
+    if not averaged:  # runs from before the translation recipes had an EMA carry the engine's unused ema_kimg
+        changed.pop("ema_kimg", None)
+    elif float(cfg.get("ema_rampup", 0.0)) > 0:  # an engine key: not in the defaults
         changed["ema_rampup"] = cfg["ema_rampup"]
+    if "decay_from" in changed:  # measured again at the decay start (--minutes): where the decay began
+        changed["decay_from"] = round(float(changed["decay_from"]), 2)
     if cfg.get("data") != f"synthetic:{TRAIN_COUNT}":  # another training set than the bench's own
         changed["data"] = cfg.get("data")
     return {"method": cfg["method"], "steps_done": done, "images": done * int(cfg["batch"]), "minutes": round(run_clock(run)(done), 1),
             "stopped_by": str(stopped[-1]) if stopped else "", "recipe": {**{k: cfg[k] for k in shown if k in cfg}, **changed}}
+
+
+def _kept_an_average(run: Path) -> bool:
+    """Whether the run's last checkpoint holds EMA weights (what its model/ then exports)."""
+    from benchmarks.common import run_checkpoints
+    from ganedit.train import checkpoint as ckpt
+
+    kept = run_checkpoints(run)
+    return bool(kept) and bool(ckpt.load(kept[-1]).get("ema"))
 
 
 def curve(run: Path, a: torch.Tensor, b: torch.Tensor) -> List[Dict[str, float]]:
