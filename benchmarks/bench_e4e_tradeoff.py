@@ -182,8 +182,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         rows_dist = row_distances(w_in, mean_w, inv_cov, w_unit)
         origin.append(f"| {label} | {float(rows_dist.mean()):.2f} | {float(rows_dist[0]):.2f} | {float(rows_dist[1:].mean()):.2f} "
                       f"| {float(rows_dist[1:].max()):.2f} |")
-        spreads.append(f"| {label} | {code_spread(w_in):.2f} | {float((back_unedited - w_in).norm(dim=2).mean()):.2f} | "
-                       f"{float((back_unedited - w_in).norm(dim=2).mean()) / code_spread(w_in):.3f} |")
+        own_spread, drift = code_spread(w_in), float((back_unedited - w_in).norm(dim=2).mean())
+        spreads.append(f"| {label} | {own_spread:.2f} | {drift:.2f} | {drift / own_spread:.3f} |")
         summary[label] = {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
                           "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs),
                           "lec_floor": sum(floors) / len(floors), "lec_rel": sum(relatives) / len(relatives), "dist": sum(dists) / len(dists)}
