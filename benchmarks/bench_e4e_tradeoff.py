@@ -20,11 +20,16 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
   over ||delta||: how far the edit itself is read back wrong;
 * where the W distance comes from: the same distance of the unedited codes, row 0 (e4e's w0) apart from
   rows 1.. (e4e's w0 + delta_i), beside the truth codes' (the in-domain images' own w, about 1).
+* optimisation inversion (``--projection w --projection w+``) as two more "encoders", on the first
+  ``--project-n`` images: E(x) is a projection of x (``--project-steps`` steps from the mean latent, weight-free
+  loss, the generator's stored noise maps so that the code alone makes the image, as with the encoders), and the
+  LEC re-projects each edited image the same way. Every encoder is scored again on those images, side by side.
 * bar (issue 14): e4e's edits leak less and its LEC is lower than pSp's, at a reconstruction cost no larger
   than the paper's (about 1-2 dB).
 
     python -m benchmarks.bench_e4e_tradeoff --encoder pSp=runs/psp/model --encoder e4e=runs/e4e/model \\
-        --direction yaw=stylegan2-synth64/interfacegan_yaw --direction glasses=... [--n 32] [--write]
+        --direction yaw=stylegan2-synth64/interfacegan_yaw --direction glasses=... [--n 32] \\
+        [--projection w --projection w+ --project-n 16 --project-steps 300] [--write]
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -85,6 +90,75 @@ def code_spread(codes: torch.Tensor) -> float:
     return float((codes - codes.mean(0, keepdim=True)).norm(dim=2).mean())
 
 
+def projection_encoder(G, space: str, steps: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Optimisation inversion as an encoder: images -> w+ by ``steps`` of projection from the mean latent in
+    ``space`` ("w" or "w+"), with the weight-free loss and the generator's stored noise maps (the code alone makes
+    the image, as it does for the encoders)."""
+    from ganedit.edit.projection import project_batches
+
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():  # the callers run under no_grad; projection needs the gradients
+            return project_batches(G, images, batch_size=16, space=space, steps=steps, noise=False, lpips=False).wplus
+
+    return encode
+
+
+def evaluate(label: str, encode: Callable[[torch.Tensor], torch.Tensor], decode: Callable[[torch.Tensor], torch.Tensor],
+             truth: torch.Tensor, world: torch.Tensor, directions, R, spread: Dict[str, float],
+             w_stats: Tuple[torch.Tensor, torch.Tensor, float], strength: float, shown: int) -> Dict:
+    """Distortion and editability of one encoder on ``truth`` (in-domain) and ``world`` images: the summary
+    figures, the per-direction table rows, the W-distance-by-row and code-spread rows, and the grid rows."""
+    from ganedit.metrics.attributes import edit_effect, edit_readings
+
+    mean_w, inv_cov, w_unit = w_stats
+    with torch.no_grad():
+        w_in = batched(encode, truth)
+        rec = batched(lambda w: decode(w).clamp(-1, 1), w_in)
+        back_unedited = batched(encode, rec)  # E(G(E(x))): the round trip without an edit
+        w_world = batched(encode, world)
+        rec_world = batched(lambda w: decode(w).clamp(-1, 1), w_world)
+    d_in, d_world = scores(rec, truth), scores(rec_world, world)
+    grid = [("truth G(w+)", truth[:shown]), (f"{label} recon.", rec[:shown])]
+    rows, leaks, lecs, floors, relatives, dists = [], [], [], [], [], []
+    for factor, dirs in directions:
+        if factor not in spread:
+            raise SystemExit(f"the regressor reads no continuous/binary factor {factor!r}")
+        sigmas = dirs.scales is not None
+        readings, lec, floor, relative, dist = {}, [], [], [], []
+        for sign in (-1.0, 1.0):
+            edited = dirs.apply(w_in, 0, sign * strength, sigmas=sigmas)
+            delta = edited - w_in
+            with torch.no_grad():
+                images = batched(lambda w: decode(w).clamp(-1, 1), edited)
+                readings[sign] = edit_readings(images, R)
+                back = batched(encode, images)
+            grid.append((f"{factor} {sign * strength:+g}s", images[:shown]))
+            lec.append(relative_drift(back - delta, w_in, delta))
+            floor.append(relative_drift(back_unedited, w_in, delta))
+            relative.append(relative_drift(back - delta, back_unedited, delta))
+            dist.append(mahalanobis(edited, mean_w, inv_cov).mean() / w_unit)
+        change, leak, _ = edit_effect(readings[1.0], readings[-1.0], spread, factor, strength)
+        c = change[factor]
+        lec_v, dist_v = float(torch.cat(lec).mean()), float(torch.stack(dist).mean())
+        leaks.append(leak)
+        lecs.append(lec_v)
+        floors.append(float(torch.cat(floor).mean()))
+        relatives.append(float(torch.cat(relative).mean()))
+        dists.append(dist_v)
+        rows.append(f"| {label} | {factor} ({dirs.method}) | {c:+.3f} | {leak:.3f} | {abs(c) / leak:.1f} | {lec_v:.3f} | {dist_v:.2f} |")
+    rows_dist = row_distances(w_in, mean_w, inv_cov, w_unit)
+    own_spread, drift = code_spread(w_in), float((back_unedited - w_in).norm(dim=2).mean())
+    return {
+        "rows": rows, "grid": grid,
+        "origin": f"| {label} | {float(rows_dist.mean()):.2f} | {float(rows_dist[0]):.2f} | {float(rows_dist[1:].mean()):.2f} "
+                  f"| {float(rows_dist[1:].max()):.2f} |",
+        "spread": f"| {label} | {own_spread:.2f} | {drift:.2f} | {drift / own_spread:.3f} |",
+        "summary": {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
+                    "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs), "lec_floor": sum(floors) / len(floors),
+                    "lec_rel": sum(relatives) / len(relatives), "dist": sum(dists) / len(dists)},
+    }
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", type=_pair, action="append", required=True, help="LABEL=PATH (repeat)")
@@ -95,13 +169,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--strength", type=float, default=2.0, help="edit strength (sigmas of sampled w along d)")
     ap.add_argument("--grid", type=Path, default=None,
                     help="write one labelled grid per encoder here: truth, reconstruction, each direction at -s and +s")
+    ap.add_argument("--projection", action="append", choices=["w", "w+"], default=[],
+                    help="also score optimisation inversion in this space (repeat for both)")
+    ap.add_argument("--project-n", type=int, default=16, help="images for the comparison with optimisation inversion")
+    ap.add_argument("--project-steps", type=int, default=300, help="projection steps per inversion")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section e4e-tradeoff")
     args = ap.parse_args(argv)
 
     from ganedit.cli.invert import load_encoder
     from ganedit.edit.directions import load_direction
     from ganedit.edit.indomain import decode, sample_codes
-    from ganedit.metrics.attributes import edit_effect, edit_readings, nan_std
+    from ganedit.metrics.attributes import edit_readings, nan_std
     from ganedit.metrics.groundtruth import training_images
     from ganedit.models.attributes import load_regressor
     from ganedit.models.stylegan2 import StyleGAN2
@@ -134,59 +212,41 @@ def main(argv: Optional[List[str]] = None) -> None:
     spread = {k: max(std, 1e-6) for k, std in stds.items() if math.isfinite(std)}  # NaN: hidden in (almost) every image
     mean_w, inv_cov, w_unit = w_statistics(G)
 
-    rows: List[str] = []
     truth_dist = row_distances(codes["wplus"], mean_w, inv_cov, w_unit)
     origin = [f"| truth codes | {float(truth_dist.mean()):.2f} | {float(truth_dist[0]):.2f} | {float(truth_dist[1:].mean()):.2f} "
               f"| {float(truth_dist[1:].max()):.2f} |"]
-    summary: Dict[str, Dict[str, float]] = {}
     spreads = [f"| truth codes | {code_spread(codes['wplus']):.2f} | | |"]
     shown = min(8, args.n)
+    w_stats = (mean_w, inv_cov, w_unit)
+    rows: List[str] = []
+    summary: Dict[str, Dict[str, float]] = {}
     grids: Dict[str, List[Tuple[str, torch.Tensor]]] = {}
     for label, model, path in encoders:
         model.eval()
-        with torch.no_grad():
-            w_in = batched(model.encode, truth)
-            rec = batched(lambda w: model.decode(w).clamp(-1, 1), w_in)
-            back_unedited = batched(model.encode, rec)  # E(G(E(x))): the round trip without an edit
-            w_world = batched(model.encode, world)
-            rec_world = batched(lambda w: model.decode(w).clamp(-1, 1), w_world)
-        d_in, d_world = scores(rec, truth), scores(rec_world, world)
-        grids[label] = [("truth G(w+)", truth[:shown]), (f"{label} recon.", rec[:shown])]
-        leaks, lecs, floors, relatives, dists = [], [], [], [], []
-        for factor, dirs in directions:
-            if factor not in spread:
-                raise SystemExit(f"the regressor reads no continuous/binary factor {factor!r}")
-            sigmas = dirs.scales is not None
-            readings, lec, floor, relative, dist = {}, [], [], [], []
-            for sign in (-1.0, 1.0):
-                edited = dirs.apply(w_in, 0, sign * args.strength, sigmas=sigmas)
-                delta = edited - w_in
-                with torch.no_grad():
-                    images = batched(lambda w: model.decode(w).clamp(-1, 1), edited)
-                    readings[sign] = edit_readings(images, R)
-                    back = batched(model.encode, images)
-                grids[label].append((f"{factor} {sign * args.strength:+g}s", images[:shown]))
-                lec.append(relative_drift(back - delta, w_in, delta))
-                floor.append(relative_drift(back_unedited, w_in, delta))
-                relative.append(relative_drift(back - delta, back_unedited, delta))
-                dist.append(mahalanobis(edited, mean_w, inv_cov).mean() / w_unit)
-            change, leak, _ = edit_effect(readings[1.0], readings[-1.0], spread, factor, args.strength)
-            c = change[factor]
-            lec_v, dist_v = float(torch.cat(lec).mean()), float(torch.stack(dist).mean())
-            leaks.append(leak)
-            lecs.append(lec_v)
-            floors.append(float(torch.cat(floor).mean()))
-            relatives.append(float(torch.cat(relative).mean()))
-            dists.append(dist_v)
-            rows.append(f"| {label} | {factor} ({dirs.method}) | {c:+.3f} | {leak:.3f} | {abs(c) / leak:.1f} | {lec_v:.3f} | {dist_v:.2f} |")
-        rows_dist = row_distances(w_in, mean_w, inv_cov, w_unit)
-        origin.append(f"| {label} | {float(rows_dist.mean()):.2f} | {float(rows_dist[0]):.2f} | {float(rows_dist[1:].mean()):.2f} "
-                      f"| {float(rows_dist[1:].max()):.2f} |")
-        own_spread, drift = code_spread(w_in), float((back_unedited - w_in).norm(dim=2).mean())
-        spreads.append(f"| {label} | {own_spread:.2f} | {drift:.2f} | {drift / own_spread:.3f} |")
-        summary[label] = {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
-                          "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs),
-                          "lec_floor": sum(floors) / len(floors), "lec_rel": sum(relatives) / len(relatives), "dist": sum(dists) / len(dists)}
+        result = evaluate(label, model.encode, model.decode, truth, world, directions, R, spread, w_stats,
+                          args.strength, shown)
+        rows += result["rows"]
+        origin.append(result["origin"])
+        spreads.append(result["spread"])
+        summary[label], grids[label] = result["summary"], result["grid"]
+
+    against_projection: List[str] = []
+    if args.projection:
+        k = min(args.project_n, args.n)
+        decode_g = lambda w: G.g_ema.synthesis(w, noise="const")  # noqa: E731 - the encoders' decode
+        scored = [(label, model.encode, model.decode) for label, model, _ in encoders]
+        scored += [(f"projection {space.upper()}", projection_encoder(G, space, args.project_steps), decode_g)
+                   for space in args.projection]
+        for label, encode, decode_fn in scored:
+            t0 = time.perf_counter()
+            result = evaluate(label, encode, decode_fn, truth[:k], world[:k], directions, R, spread, w_stats,
+                              args.strength, shown)
+            s = result["summary"]
+            against_projection.append(
+                f"| {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['world_psnr']:.2f} | {s['leak']:.3f} | {s['lec']:.3f} "
+                f"| {s['lec_floor']:.3f} | {s['dist']:.2f} | {(time.perf_counter() - t0) / k:.2f} |")
+            if label.startswith("projection"):
+                grids[label] = result["grid"]
 
     lines = [f"Command: `python -m benchmarks.bench_e4e_tradeoff {' '.join(argv if argv is not None else sys.argv[1:])}`; "
              f"{args.n} in-domain images G(w+) (seed {HELDOUT_SEED}, style mixing 0.5) and {args.n} world images; edits at "
@@ -217,13 +277,21 @@ def main(argv: Optional[List[str]] = None) -> None:
                   f"{b['leak'] / a['leak']:.2f}x, LEC {b['lec'] / a['lec']:.2f}x, W distance {b['dist'] / a['dist']:.2f}x "
                   f"(issue 14's bar: e4e leaks less and has the lower LEC: "
                   f"{'met' if b['leak'] < a['leak'] and b['lec'] < a['lec'] else 'not met'})."]
+    if against_projection:
+        lines += ["", f"Against optimisation inversion, on the first {min(args.project_n, args.n)} images of each set: "
+                  f"projection from the mean latent, {args.project_steps} steps, weight-free loss (pixel MSE on a 3-level "
+                  "pyramid), the generator's stored noise maps; its LEC re-projects each edited image. Seconds per image "
+                  "cover the inversions of the whole row (reconstruction, round trip, world image, every edit):", "",
+                  "| inversion | in-domain PSNR (dB) | SSIM | world PSNR (dB) | mean leakage | mean LEC | LEC of a zero edit "
+                  "| mean W distance | s / image |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += against_projection
     if args.grid is not None:
         from ganedit.cli.demo import labelled_rows
 
         args.grid.mkdir(parents=True, exist_ok=True)
         names = []
         for label, grid_rows in grids.items():
-            name = f"edits_{''.join(ch if ch.isalnum() else '_' for ch in label.lower())}.png"
+            name = f"edits_{''.join(ch if ch.isalnum() else '_' for ch in label.lower().replace('+', 'plus'))}.png"
             labelled_rows(grid_rows, args.grid / name)
             names.append(f"`{args.grid}/{name}`")
         lines += ["", f"Grids (the first {shown} in-domain images; rows: truth, reconstruction, each direction at -s and +s "

@@ -40,3 +40,23 @@ def test_code_spread_scales_with_the_codes():
     assert code_spread(w) > 1.0 and abs(code_spread(w * 0.5) - 0.5 * code_spread(w)) < 1e-5
     assert code_spread(w[:1].repeat(64, 1, 1)) < 1e-5  # every image coded alike: no spread
     assert abs(code_spread(w + 3.0) - code_spread(w)) < 1e-5  # a shift is not a spread
+
+
+def test_projection_encoder_inverts_under_no_grad():
+    """The bench calls every encoder under torch.no_grad; the projection encoder must still optimise, and its
+    codes must make the image with the stored noise maps (as the encoders' codes do)."""
+    from benchmarks.bench_e4e_tradeoff import projection_encoder
+
+    torch.manual_seed(0)
+    G = StyleGAN2({"size": 16, "style_dim": 16, "n_mlp": 2, "channel_base": 128, "channel_max": 16}).eval()
+    with torch.no_grad():
+        w = G.g_ema.mapping(torch.randn(2, 16, generator=torch.Generator().manual_seed(5)))
+        images = G.g_ema.synthesis(w, "const")
+        mean_image = G.g_ema.synthesis(G.g_ema.mapping(torch.randn(2000, 16)).mean(0, keepdim=True).expand(2, -1), "const")
+    for space in ("w", "w+"):
+        with torch.no_grad():
+            codes = projection_encoder(G, space, steps=120)(images)
+            rebuilt = G.g_ema.synthesis(codes, "const")
+        assert codes.shape == (2, G.n_latent, 16)
+        assert (rebuilt - images).pow(2).mean() < 0.2 * (mean_image - images).pow(2).mean(), space
+        assert torch.equal(codes[:, 0], codes[:, -1]) == (space == "w")  # one w repeated; w+ rows differ
