@@ -233,10 +233,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     against_projection: List[str] = []
     if args.projection:
         k = min(args.project_n, args.n)
-        decode_g = lambda w: G.g_ema.synthesis(w, noise="const")  # noqa: E731 - the encoders' decode
         scored = [(label, model.encode, model.decode) for label, model, _ in encoders]
-        scored += [(f"projection {space.upper()}", projection_encoder(G, space, args.project_steps), decode_g)
-                   for space in args.projection]
+        scored += [(f"projection {space.upper()}", projection_encoder(G, space, args.project_steps), first.decode)
+                   for space in args.projection]  # G is the encoders' shared decoder: codes decode as theirs do
         for label, encode, decode_fn in scored:
             t0 = time.perf_counter()
             result = evaluate(label, encode, decode_fn, truth[:k], world[:k], directions, R, spread, w_stats,
