@@ -46,6 +46,7 @@ def report_lines(summary: Dict[str, Any], command: str, threads: int) -> str:
                if "train_seconds" in info else f"loaded from `{Path(info.get('path', '?')).relative_to(REPO) if str(info.get('path', '')).startswith(str(REPO)) else info.get('path')}` ({info.get('step', '?')} steps)")
     rows = [("model swap", "swapae_swap"), ("copy A (baseline)", "copy"), ("copy B (baseline)", "copy_b"),
             ("Lab colour transfer (baseline)", "colour_transfer"),
+            ("B's colours on A's patterns and light (reference: only colour moves)", "colours_only"),
             ("model reconstruction (vs A)", "swapae_reconstruction"), ("texture edit X->Y, strength 1 (vs true domain-Y image)", "texture_edit_x2y"),
             ("copy input (texture-edit baseline)", "texture_edit_copy_input")]
     m, t = leak["swapae"], leak["ground_truth"]
@@ -62,7 +63,9 @@ def report_lines(summary: Dict[str, Any], command: str, threads: int) -> str:
               + " | ".join(f"{s[key].get('psnr_' + r, float('nan')):.2f}" for r in ("face", "hair", "background", "clothes")) + " |"
               for label, key in rows if key in s]
     lines += ["", "sharpness: the output's gradient energy over the truth's (1 is right; a blur scores far below 1, speckle "
-              "far above). face / hair / background / clothes: PSNR (dB) inside that region of the truth's segmentation."]
+              "far above). face / hair / background / clothes: PSNR (dB) inside that region of the truth's segmentation. "
+              "The reference row renders A's structure with B's colours but A's pattern kinds, frequencies, angles and "
+              "light (`partial_swap`): a model whose structure code keeps those scores about this even with exact colours."]
     lines += [
         "",
         f"Swap minus the better of copy A and colour transfer: **{margin:+.2f} dB** (issue 5 bar: +{BAR_DB:.0f} dB): "

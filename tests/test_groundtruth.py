@@ -18,7 +18,9 @@ from ganedit.metrics.groundtruth import (
     heldout_seed,
     heldout_swap_pairs,
     heldout_translation_pairs,
+    NON_COLOUR_APPEARANCE,
     lab_to_srgb,
+    partial_swap,
     match_statistics,
     score_condition,
     score_swap,
@@ -88,7 +90,7 @@ def test_scores_and_baselines(pairs):
     exact = score_swap(lambda a, b: a, SwapPairs(pairs.target, pairs.target, pairs.target))
     assert exact["psnr"] == 100.0 and abs(exact["ssim"] - 1.0) < 1e-6 and exact["n"] == 12
     scores = swap_baselines(pairs, train=training_images(32, 64))
-    assert set(scores) == {"copy", "copy_b", "colour_transfer", "nearest_neighbour"}
+    assert set(scores) == {"copy", "copy_b", "colour_transfer", "nearest_neighbour", "colours_only"}
     for s in scores.values():
         assert 5 < s["psnr"] < 40 and -1 < s["ssim"] < 0.9
     assert score_swap(copy_baseline, pairs) == scores["copy"]
@@ -186,3 +188,30 @@ def test_copy_b_baseline_returns_b(pairs):
     scores = swap_baselines(pairs)
     assert scores["copy_b"] == score_swap(lambda a, b: b, pairs)
     assert torch.equal(copy_b_baseline(pairs.a, pairs.b), pairs.b)
+
+
+def test_partial_swap_moves_only_the_named_factors(pairs):
+    hs = heldout_seed(0)
+    st, ap = sample_structure(4, hs), sample_appearance(4, hs)
+    # nothing kept from A: the truth; everything kept from A: A itself
+    assert torch.equal(partial_swap(12, 64, keep_from_a=()), pairs.target)
+    assert torch.equal(partial_swap(12, 64, keep_from_a=("colors",) + NON_COLOUR_APPEARANCE), pairs.a)
+    # the default keeps every appearance factor but the colours: pair 1 is A's patterns and light in B's colours
+    assert "colors" not in NON_COLOUR_APPEARANCE and {"bg_pattern", "light_angle"} <= set(NON_COLOUR_APPEARANCE)
+    assert torch.equal(pairs.colours_only, partial_swap(12, 64))
+    assert torch.equal(pairs.colours_only[1], render(st[2], ap[2].replace(colors=ap[3].colors), 64).image[0])
+    light = partial_swap(12, 64, keep_from_a=("light_angle", "light_strength"))
+    assert torch.equal(light[1], render(st[2], ap[3].replace(light_angle=ap[2].light_angle, light_strength=ap[2].light_strength), 64).image[0])
+    with pytest.raises(ValueError, match="unknown appearance factors \\['hue'\\]"):
+        partial_swap(2, 64, keep_from_a=("hue",))
+
+
+def test_colours_only_reference_is_scored_against_the_truth(pairs):
+    scores = swap_baselines(pairs)
+    own = score_swap(lambda a, b: pairs.colours_only, pairs)
+    assert scores["colours_only"]["psnr"] == pytest.approx(own["psnr"]) and scores["colours_only"]["n"] == 12
+    # keeping A's patterns and light costs far more than an exact answer, yet beats copying A
+    assert scores["copy"]["psnr"] < scores["colours_only"]["psnr"] < 40
+    # pairs built by hand carry no reference, and then none is scored
+    bare = SwapPairs(pairs.a, pairs.b, pairs.target, pairs.segmentation)
+    assert "colours_only" not in swap_baselines(bare)

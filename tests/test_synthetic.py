@@ -226,11 +226,11 @@ def test_demo_and_baselines_commands(tmp_path):
         assert (out / name).is_file(), name
     assert (tmp_path / "docs" / "synthetic_samples.png").is_file() and (tmp_path / "docs" / "synthetic_swap_gt.png").is_file()
     scores = json.loads((out / "scores.json").read_text())["scores"]
-    assert set(scores) == {"copy", "copy_b", "colour_transfer"} and all(s["n"] == 4 for s in scores.values())
-    assert "colour_transfer" in res.output
+    assert set(scores) == {"copy", "copy_b", "colour_transfer", "colours_only"} and all(s["n"] == 4 for s in scores.values())
+    assert "colour_transfer" in res.output and "colours_only" in res.output
 
     res = CliRunner().invoke(cli, ["data", "synth", "--baselines", "--baseline-pairs", "3", "--size", "32"])
     assert res.exit_code == 0, res.output
-    assert "copy" in res.output and "colour_transfer" in res.output
+    assert "copy" in res.output and "colour_transfer" in res.output and "colours_only" in res.output
     res = CliRunner().invoke(cli, ["data", "synth"])
     assert res.exit_code != 0

@@ -106,7 +106,8 @@ def print_baselines(n_pairs: int, size: int, seed: int, quiet: bool = False) -> 
     sums: dict = {}
     with tqdm(total=n_pairs, unit="pair", desc="baselines", dynamic_ncols=True, disable=quiet) as bar:
         for i in range(0, n_pairs, BASELINE_CHUNK):
-            part = SwapPairs(a=pairs.a[i : i + BASELINE_CHUNK], b=pairs.b[i : i + BASELINE_CHUNK], target=pairs.target[i : i + BASELINE_CHUNK])
+            chunk = slice(i, i + BASELINE_CHUNK)
+            part = SwapPairs(a=pairs.a[chunk], b=pairs.b[chunk], target=pairs.target[chunk], colours_only=pairs.colours_only[chunk])
             k = part.a.shape[0]
             for name, s in swap_baselines(part).items():
                 acc = sums.setdefault(name, {"psnr": 0.0, "ssim": 0.0})
@@ -117,6 +118,7 @@ def print_baselines(n_pairs: int, size: int, seed: int, quiet: bool = False) -> 
     click.echo(f"  {'baseline':18s} {'PSNR (dB)':>10s} {'SSIM':>8s}")
     for name, s in scores.items():
         click.echo(f"  {name:18s} {s['psnr']:10.2f} {s['ssim']:8.4f}")
+    click.echo("  (colours_only is a reference, not a method: B's colours on A's patterns and light)")
 
 
 def register(cli: click.Group) -> None:

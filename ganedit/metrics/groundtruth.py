@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from ganedit.data.synthetic.factors import HELDOUT_OFFSET, heldout_seed  # noqa: F401 (re-exported)
+from ganedit.data.synthetic.factors import HELDOUT_OFFSET, Appearance, heldout_seed  # noqa: F401 (re-exported)
 from ganedit.data.synthetic.render import one_thread
 from ganedit.metrics.image import psnr, ssim
 
@@ -147,6 +147,8 @@ class SwapPairs:
     b: torch.Tensor
     target: torch.Tensor
     segmentation: Optional[torch.Tensor] = None  # [N,H,W] class ids of the target (A's structure)
+    # render(structure A, A's appearance with B's colours): a reference, not a bar (``partial_swap`` below)
+    colours_only: Optional[torch.Tensor] = None
 
 
 @dataclasses.dataclass
@@ -180,7 +182,33 @@ def heldout_swap_pairs(n: int = 500, size: int = 64, seed: int = 0) -> SwapPairs
         b=render(st[ib], ap[ib], size).image,
         target=truth.image,
         segmentation=truth.segmentation,
+        colours_only=partial_swap(n, size, seed, keep_from_a=NON_COLOUR_APPEARANCE),
     )
+
+
+# The appearance factors that are not colours: pattern kinds, their frequencies, angles and phase, and the light.
+# A swap model whose structure code is a spatial map tends to keep them from A (they are drawn in A's pixels),
+# while the true swap takes them from B.
+NON_COLOUR_APPEARANCE: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Appearance) if f.name != "colors")
+
+
+def partial_swap(n: int = 500, size: int = 64, seed: int = 0, keep_from_a: Sequence[str] = NON_COLOUR_APPEARANCE) -> torch.Tensor:
+    """Pair i of ``heldout_swap_pairs(n, size, seed)`` rendered with A's structure and B's appearance except the
+    appearance factors named in ``keep_from_a``, which stay A's: [N,3,H,W] in [-1, 1]. Scored against the true
+    swap, it says how much a swap loses when only part of the appearance moves. The default keeps every factor but
+    the colours (``SwapPairs.colours_only``); ``keep_from_a=()`` is the truth itself.
+    Example: ``partial_swap(500, 64, keep_from_a=("light_angle", "light_strength"))``."""
+    from ganedit.data.synthetic import render, sample_appearance, sample_structure
+
+    unknown = sorted(set(keep_from_a) - set(NON_COLOUR_APPEARANCE) - {"colors"})
+    if unknown:
+        raise ValueError(f"partial_swap: unknown appearance factors {unknown}; known: colors, {', '.join(NON_COLOUR_APPEARANCE)}")
+    hs = heldout_seed(seed)
+    st, ap = sample_structure(2 * n, hs), sample_appearance(2 * n, hs)
+    ia, ib = torch.arange(0, 2 * n, 2), torch.arange(1, 2 * n, 2)
+    a, b = ap[ia], ap[ib]
+    mixed = b.replace(**{name: getattr(a, name) for name in keep_from_a})
+    return render(st[ia], mixed, size).image
 
 
 def heldout_translation_pairs(n: int = 500, size: int = 64, seed: int = 0) -> TranslationPairs:
@@ -358,9 +386,13 @@ def score_condition(method_fn: Callable[[torch.Tensor], torch.Tensor], pairs: Co
 
 def swap_baselines(pairs: SwapPairs, train: Optional[torch.Tensor] = None) -> Dict[str, Dict[str, float]]:
     """Scores of the swap baselines on `pairs`: copy (A), copy_b (B: the true swap differs from B only in
-    structure, so a swap must beat it), colour_transfer, and nearest_neighbour when a training set is given."""
+    structure, so a swap must beat it), colour_transfer, nearest_neighbour when a training set is given, and the
+    reference colours_only (B's colours on A's patterns and light; not a method) when the pairs carry it."""
     out = {"copy": score_swap(copy_baseline, pairs), "copy_b": score_swap(copy_b_baseline, pairs),
            "colour_transfer": score_swap(colour_transfer, pairs)}
+    if pairs.colours_only is not None:
+        with one_thread():
+            out["colours_only"] = _score(pairs.colours_only, pairs.target, pairs.segmentation)
     if train is not None:
         out["nearest_neighbour"] = score_swap(NearestNeighbour(train), pairs)
     return out
