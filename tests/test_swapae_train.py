@@ -101,6 +101,27 @@ def test_recolor_keeps_edges_and_moves_colours():
         recolor(x, torch.rand(3, 2))
 
 
+def test_relight_is_a_brightness_ramp():
+    """relight multiplies the [0, 1] brightness by 1 + s * ramp: no change at s = 0, a left-to-right ramp at
+    direction 0 that spans exactly -s..+s, any direction reaching both ends, and a clear error for bad numbers."""
+    from ganedit.models.swapae.recolor import LIGHT_PARAMS, relight
+
+    x = torch.rand(3, 3, 8, 8) * 1.6 - 0.8
+    assert torch.allclose(relight(x, torch.tensor([[0.3, 0.0]] * 3), 0.5), x, atol=1e-6)
+    grey = torch.zeros(1, 3, 5, 7)  # 0.5 on the [0, 1] scale
+    out = relight(grey, torch.tensor([[0.0, 0.8]]), 0.5)  # s = 0.4, light from the left to the right
+    gain = (out + 1) / (grey + 1)
+    assert torch.allclose(gain[0, :, :, 0], torch.full((3, 5), 0.6)) and torch.allclose(gain[0, :, :, -1], torch.full((3, 5), 1.4))
+    assert torch.allclose(gain, gain[:, :, :1, :].expand_as(gain))  # constant down each column
+    assert torch.allclose(gain[0, 0, 0], torch.linspace(0.6, 1.4, 7))
+    for a in (0.1, 0.37, 0.6, 0.85):  # every direction spans the full ramp
+        g = (relight(grey, torch.tensor([[a, 1.0]]), 0.3) + 1)
+        assert abs(float(g.max()) - 1.3) < 1e-5 and abs(float(g.min()) - 0.7) < 1e-5
+    assert relight(torch.ones(1, 3, 4, 4), torch.tensor([[0.0, 1.0]]), 1.0).max() <= 1.0
+    with pytest.raises(ValueError, match=f"\\(1, {LIGHT_PARAMS}\\)"):
+        relight(grey, torch.rand(1, 1), 0.5)
+
+
 def test_recolor_warp_recolours_regions_differently():
     """With warp the hue turn depends on the pixel's hue: two regions of different hue are turned by different
     angles (a global turn keeps the angle between their chroma vectors), flat regions stay flat, and the
@@ -153,6 +174,22 @@ def test_recipe_with_color_swap_logs_the_term(tmp_path):
     values = [r["G/G_color_swap"] for r in rows if "G/G_color_swap" in r]
     assert len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values)
     assert trainer.method.weights().lambda_color_swap == 10.0
+
+
+def test_recipe_color_swap_light_relights_the_copy(tmp_path):
+    """color_swap_light > 0 relights the recoloured copy: the same first step's colour-swap term changes, stays
+    finite, and a strength outside [0, 1] is refused before training."""
+    def first_color_swap(light: float) -> float:
+        out = tmp_path / f"run{light}"
+        train("swapae", {**FAST, "data": "synthetic:16", "out": str(out), "steps": 1, "lambda_color_swap": 10.0, "color_swap_light": light})
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return next(r["G/G_color_swap"] for r in rows if "G/G_color_swap" in r)
+
+    plain, lit = first_color_swap(0.0), first_color_swap(0.8)
+    assert math.isfinite(lit) and lit > 0 and abs(lit - plain) > 1e-4
+    assert get_method("swapae").defaults["color_swap_light"] == 0.0
+    with pytest.raises(ConfigError, match="color_swap_light"):
+        train("swapae", {**FAST, "data": "synthetic:16", "out": str(tmp_path / "bad"), "steps": 1, "color_swap_light": 1.5})
 
 
 def test_gan_schedule_skips_the_discriminator_until_it_starts(tmp_path):

@@ -83,7 +83,7 @@ from ganedit.models.swapae import SwappingAutoencoder
 from ganedit.models.swapae.model import OFFICIAL_PRESETS
 from ganedit.models.swapae import losses as L
 from ganedit.models.swapae.discriminators import rounded_log2
-from ganedit.models.swapae.recolor import PARAMS, recolor
+from ganedit.models.swapae.recolor import LIGHT_PARAMS, PARAMS, recolor, relight
 
 
 def gan_factor(images_seen: int, start_kimg: float, ramp_kimg: float) -> float:
@@ -117,6 +117,7 @@ class SwapAE(Method):
         "lambda_patch_R1": 1.0,
         "lambda_color_swap": 30.0,  # ganedit addition (losses.color_swap_loss); the official recipe: 0
         "color_swap_warp": 3.0,  # recolor(warp=): 0 = one colour cast per image; > 0 also recolours each region differently
+        "color_swap_light": 0.0,  # relight(strength=) on the recoloured copy: > 0 also moves the light into the texture code
         "r1_every": 16,
         "gan_start_kimg": 150.0,  # ganedit addition: no D step and no GAN terms before this many images (official: 0)
         "gan_ramp_kimg": 10.0,  # ganedit addition: then the GAN weights grow linearly to their values over this many (official: 0)
@@ -132,7 +133,7 @@ class SwapAE(Method):
         "size": side(16), "preset": OneOf(("",) + tuple(OFFICIAL_PRESETS)), "width": channels(),
         "structure_channels": channels(), "structure_downsampling": Range(0, 12, integer=True), "texture_channels": channels(),
         "betas": adam_betas(), "lambda_L1": Range(0), "lambda_GAN": Range(0), "lambda_PatchGAN": Range(0), "lambda_R1": Range(0),
-        "lambda_patch_R1": Range(0), "lambda_color_swap": Range(0), "color_swap_warp": Range(0), "r1_every": Range(0, integer=True),
+        "lambda_patch_R1": Range(0), "lambda_color_swap": Range(0), "color_swap_warp": Range(0), "color_swap_light": Range(0, 1), "r1_every": Range(0, integer=True),
         "gan_start_kimg": Range(0), "gan_ramp_kimg": Range(0),
         "patch_num_crops": Range(1, 1024, integer=True), "patch_min_scale": Range(0, 1, above=True),
         "patch_max_scale": Range(0, 1, above=True), "patch_use_aggregation": OneOf((True, False)), "hflip": OneOf((True, False)),
@@ -223,6 +224,8 @@ class SwapAE(Method):
         if w.lambda_color_swap > 0:  # drawn on every rank for the global batch (ctx.rand), like the flips
             source = L.select_rows(real_g, rec_rows)
             recolored = recolor(source, ctx.rand(source.shape[0], PARAMS), warp=float(self.cfg["color_swap_warp"]))
+            if self.cfg["color_swap_light"] > 0:  # drawn after the recolouring's numbers: runs without it keep their stream
+                recolored = relight(recolored, ctx.rand(source.shape[0], LIGHT_PARAMS), float(self.cfg["color_swap_light"]))
         set_requires_grad(disc, False)
         set_requires_grad(gen, True)
         noise = {k: ctx.randn(real_g.shape[0], 1, *shape) for k, shape in shapes.items()}

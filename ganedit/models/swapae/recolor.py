@@ -9,6 +9,10 @@ saturation, contrast and brightness: a colour cast. With ``warp > 0`` the hue tu
 hue, and the brightness goes through a random wavy tone curve, so regions of different colours are recoloured
 *differently* (as two photos of one scene under different paint): the structure code then has to keep which
 region is which without their colours, and the texture code has to carry the colour of each region.
+
+``relight`` changes the light instead: a random brightness ramp across the image. Applied to the copy as well
+(``color_swap_light`` in the recipe), it makes the direction and strength of the light, like colour, something
+the structure code cannot keep and the texture code must carry.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import math
 import torch
 
 PARAMS = 8  # uniform [0, 1) numbers per image: hue angle, saturation, contrast, brightness, 4 for the warp
+LIGHT_PARAMS = 2  # relight: the ramp's direction and strength
 
 
 def recolor(images: torch.Tensor, u: torch.Tensor, warp: float = 0.0) -> torch.Tensor:
@@ -43,3 +48,19 @@ def recolor(images: torch.Tensor, u: torch.Tensor, warp: float = 0.0) -> torch.T
     rotated = torch.cos(theta) * c + torch.sin(theta) * k_cross_c
     saturation, contrast, brightness = 0.25 + 1.25 * u[:, 1:2], 0.6 + 0.8 * u[:, 2:3], 0.8 * u[:, 3:4] - 0.4
     return (contrast * (grey + saturation * rotated) + brightness).clamp(-1.0, 1.0)
+
+
+def relight(images: torch.Tensor, u: torch.Tensor, strength: float) -> torch.Tensor:
+    """Multiply each image's brightness (on the [0, 1] scale) by ``1 + s * ramp``: a linear ramp along the direction
+    ``2*pi*u0`` (0: left to right), from -1 at the darkest corner to +1 at the brightest, and ``s = strength * u1``;
+    clamp to [-1, 1]. ``u`` is (N, LIGHT_PARAMS) uniform [0, 1) numbers."""
+    if u.dim() != 2 or u.shape[0] != images.shape[0] or u.shape[1] < LIGHT_PARAMS:
+        raise ValueError(f"relight needs ({images.shape[0]}, {LIGHT_PARAMS}) parameters, got {tuple(u.shape)}")
+    n, _, h, w = images.shape
+    u = u.to(images.dtype)
+    angle, s = 2 * math.pi * u[:, 0].view(n, 1, 1, 1), strength * u[:, 1].view(n, 1, 1, 1)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=images.dtype, device=images.device).view(1, 1, h, 1)
+    xs = torch.linspace(-1.0, 1.0, w, dtype=images.dtype, device=images.device).view(1, 1, 1, w)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    ramp = (cos * xs + sin * ys) / (cos.abs() + sin.abs())  # reaches exactly -1 and +1 at two corners
+    return ((images + 1) * (1 + s * ramp) - 1).clamp(-1.0, 1.0)
