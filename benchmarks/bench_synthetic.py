@@ -83,10 +83,10 @@ PARTIAL_SWAPS = {
 
 
 def partial_swap_table(n_pairs: int, size: int) -> Dict[str, Dict[str, float]]:
-    from ganedit.metrics.groundtruth import NON_COLOUR_APPEARANCE, _score, heldout_swap_pairs, partial_swap
+    from ganedit.metrics.groundtruth import NON_COLOUR_APPEARANCE, heldout_swap_pairs, partial_swap, score_outputs
 
     pairs = heldout_swap_pairs(n_pairs, size)
-    return {name: _score(partial_swap(n_pairs, size, keep_from_a=keep or NON_COLOUR_APPEARANCE), pairs.target, pairs.segmentation)
+    return {name: score_outputs(partial_swap(n_pairs, size, keep_from_a=keep or NON_COLOUR_APPEARANCE), pairs.target, pairs.segmentation)
             for name, keep in PARTIAL_SWAPS.items()}
 
 

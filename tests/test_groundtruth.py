@@ -23,6 +23,7 @@ from ganedit.metrics.groundtruth import (
     partial_swap,
     match_statistics,
     score_condition,
+    score_outputs,
     score_swap,
     score_translation,
     srgb_to_lab,
@@ -210,6 +211,8 @@ def test_colours_only_reference_is_scored_against_the_truth(pairs):
     scores = swap_baselines(pairs)
     own = score_swap(lambda a, b: pairs.colours_only, pairs)
     assert scores["colours_only"]["psnr"] == pytest.approx(own["psnr"]) and scores["colours_only"]["n"] == 12
+    assert score_outputs(pairs.colours_only, pairs.target, pairs.segmentation) == scores["colours_only"]
+    assert score_outputs(pairs.target, pairs.target)["psnr"] == 100.0 and "psnr_face" not in score_outputs(pairs.a, pairs.target)
     # keeping A's patterns and light costs far more than an exact answer, yet beats copying A
     assert scores["copy"]["psnr"] < scores["colours_only"]["psnr"] < 40
     # pairs built by hand carry no reference, and then none is scored

@@ -334,6 +334,14 @@ def _score(outputs: torch.Tensor, targets: torch.Tensor, segmentation: Optional[
     return scores
 
 
+def score_outputs(outputs: torch.Tensor, targets: torch.Tensor, segmentation: Optional[torch.Tensor] = None) -> Dict[str, float]:
+    """The scores of ready-made outputs ([N,3,H,W] in [-1, 1]) against their targets, on one thread: PSNR, SSIM,
+    sharpness and, given the targets' segmentation, the region PSNRs. Example: ``score_outputs(partial_swap(500, 64),
+    pairs.target, pairs.segmentation)``."""
+    with one_thread():
+        return _score(outputs.float().clamp(-1.0, 1.0), targets, segmentation)
+
+
 def _run_batched(fn: Callable[..., torch.Tensor], inputs: tuple, batch_size: int) -> torch.Tensor:
     outs = []
     n = inputs[0].shape[0]
@@ -391,8 +399,7 @@ def swap_baselines(pairs: SwapPairs, train: Optional[torch.Tensor] = None) -> Di
     out = {"copy": score_swap(copy_baseline, pairs), "copy_b": score_swap(copy_b_baseline, pairs),
            "colour_transfer": score_swap(colour_transfer, pairs)}
     if pairs.colours_only is not None:
-        with one_thread():
-            out["colours_only"] = _score(pairs.colours_only, pairs.target, pairs.segmentation)
+        out["colours_only"] = score_outputs(pairs.colours_only, pairs.target, pairs.segmentation)
     if train is not None:
         out["nearest_neighbour"] = score_swap(NearestNeighbour(train), pairs)
     return out
