@@ -71,7 +71,8 @@ Earlier measurements, on this project's shared 2-core CPU (1 thread, other jobs 
 * color_swap_light (off by default): the recoloured copy also gets a random brightness ramp (``recolor.relight``),
   so the light, an appearance factor like colour, cannot stay in the structure code. 10 minutes, 200 pairs, beside
   the defaults' screen run at the same time: 0.5 -> swap 14.74 dB (defaults 14.52; face 15.25 -> 15.63, hair
-  14.90 -> 15.76), reconstruction 18.73 (18.88). Within run-to-run noise overall, so not a default yet.
+  14.90 -> 15.76), reconstruction 18.73 (18.88); 30 minutes -> swap 15.06 (14.94), reconstruction 20.53 (20.30),
+  face and hair equal. Within run-to-run noise, so not a default.
 
 CPU runs with two or more threads: ``GOMP_SPINCOUNT=100000 ganedit train swapae ...`` on a machine of your own
 (``benchmarks/bench_wait_policy.py``): the CLI's default passive OpenMP waiting made this recipe's step 1.8x
