@@ -29,7 +29,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from ganedit.data.synthetic.factors import HELDOUT_OFFSET, Appearance, heldout_seed  # noqa: F401 (re-exported)
+from ganedit.data.synthetic.factors import HELDOUT_OFFSET, Appearance, Structure, heldout_seed  # noqa: F401 (re-exported)
 from ganedit.data.synthetic.render import one_thread
 from ganedit.metrics.image import psnr, ssim
 
@@ -169,20 +169,29 @@ class FrontalizationPairs:
     segmentation: Optional[torch.Tensor] = None  # [N,H,W] class ids of the target
 
 
-def heldout_swap_pairs(n: int = 500, size: int = 64, seed: int = 0) -> SwapPairs:
-    """n held-out swap pairs at `size` px. Example: ``pairs = heldout_swap_pairs(500, 64)``."""
-    from ganedit.data.synthetic import render, sample_appearance, sample_structure
+def _heldout_swap_factors(n: int, seed: int) -> Tuple[Structure, Appearance, Structure, Appearance]:
+    """The factors of held-out swap pair i: A = image 2i, B = image 2i+1 of the held-out seed, as (A's structure,
+    A's appearance, B's structure, B's appearance)."""
+    from ganedit.data.synthetic import sample_appearance, sample_structure
 
     hs = heldout_seed(seed)
     st, ap = sample_structure(2 * n, hs), sample_appearance(2 * n, hs)
     ia, ib = torch.arange(0, 2 * n, 2), torch.arange(1, 2 * n, 2)
-    truth = render(st[ia], ap[ib], size)
+    return st[ia], ap[ia], st[ib], ap[ib]
+
+
+def heldout_swap_pairs(n: int = 500, size: int = 64, seed: int = 0) -> SwapPairs:
+    """n held-out swap pairs at `size` px. Example: ``pairs = heldout_swap_pairs(500, 64)``."""
+    from ganedit.data.synthetic import render
+
+    st_a, ap_a, st_b, ap_b = _heldout_swap_factors(n, seed)
+    truth = render(st_a, ap_b, size)
     return SwapPairs(
-        a=render(st[ia], ap[ia], size).image,
-        b=render(st[ib], ap[ib], size).image,
+        a=render(st_a, ap_a, size).image,
+        b=render(st_b, ap_b, size).image,
         target=truth.image,
         segmentation=truth.segmentation,
-        colours_only=partial_swap(n, size, seed, keep_from_a=NON_COLOUR_APPEARANCE),
+        colours_only=render(st_a, _keep_from_a(ap_a, ap_b, NON_COLOUR_APPEARANCE), size).image,
     )
 
 
@@ -192,23 +201,24 @@ def heldout_swap_pairs(n: int = 500, size: int = 64, seed: int = 0) -> SwapPairs
 NON_COLOUR_APPEARANCE: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Appearance) if f.name != "colors")
 
 
+def _keep_from_a(ap_a: Appearance, ap_b: Appearance, names: Sequence[str]) -> Appearance:
+    """B's appearance with the factors in ``names`` taken from A."""
+    unknown = sorted(set(names) - set(NON_COLOUR_APPEARANCE) - {"colors"})
+    if unknown:
+        raise ValueError(f"partial_swap: unknown appearance factors {unknown}; known: colors, {', '.join(NON_COLOUR_APPEARANCE)}")
+    return ap_b.replace(**{name: getattr(ap_a, name) for name in names})
+
+
 def partial_swap(n: int = 500, size: int = 64, seed: int = 0, keep_from_a: Sequence[str] = NON_COLOUR_APPEARANCE) -> torch.Tensor:
     """Pair i of ``heldout_swap_pairs(n, size, seed)`` rendered with A's structure and B's appearance except the
     appearance factors named in ``keep_from_a``, which stay A's: [N,3,H,W] in [-1, 1]. Scored against the true
     swap, it says how much a swap loses when only part of the appearance moves. The default keeps every factor but
     the colours (``SwapPairs.colours_only``); ``keep_from_a=()`` is the truth itself.
     Example: ``partial_swap(500, 64, keep_from_a=("light_angle", "light_strength"))``."""
-    from ganedit.data.synthetic import render, sample_appearance, sample_structure
+    from ganedit.data.synthetic import render
 
-    unknown = sorted(set(keep_from_a) - set(NON_COLOUR_APPEARANCE) - {"colors"})
-    if unknown:
-        raise ValueError(f"partial_swap: unknown appearance factors {unknown}; known: colors, {', '.join(NON_COLOUR_APPEARANCE)}")
-    hs = heldout_seed(seed)
-    st, ap = sample_structure(2 * n, hs), sample_appearance(2 * n, hs)
-    ia, ib = torch.arange(0, 2 * n, 2), torch.arange(1, 2 * n, 2)
-    a, b = ap[ia], ap[ib]
-    mixed = b.replace(**{name: getattr(a, name) for name in keep_from_a})
-    return render(st[ia], mixed, size).image
+    st_a, ap_a, _, ap_b = _heldout_swap_factors(n, seed)
+    return render(st_a, _keep_from_a(ap_a, ap_b, keep_from_a), size).image
 
 
 def heldout_translation_pairs(n: int = 500, size: int = 64, seed: int = 0) -> TranslationPairs:
