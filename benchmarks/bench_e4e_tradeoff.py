@@ -13,6 +13,8 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
     ratio = |change| / leakage;
   - LEC (latent editing consistency, the e4e paper): ||E(G(E(x) + delta)) - delta - E(x)|| over ||delta||,
     mean over images, both signs and w+ rows: 0 when the encoder reads its own edit back exactly;
+  - LEC in pixels: ||G(E(G(E(x) + delta)) - delta) - G(E(x))|| over ||G(E(x) + delta) - G(E(x))||, the same
+    round trip judged by the image it makes, so latent directions the generator hardly shows do not count;
   - W distance: the Mahalanobis distance of the edited rows under the mapping network's w statistics,
     divided by that of sampled w (1 = as typical as sampled w; the e4e paper's "distance from W").
 * the LEC of a zero edit, ||E(G(E(x))) - E(x)|| over the same ||delta||: the part of the LEC that the encoder's
@@ -20,6 +22,7 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
   over ||delta||: how far the edit itself is read back wrong;
 * where the W distance comes from: the same distance of the unedited codes, row 0 (e4e's w0) apart from
   rows 1.. (e4e's w0 + delta_i), beside the truth codes' (the in-domain images' own w, about 1).
+* the same editability on the world images: the e4e paper's setting (real images, no known code);
 * optimisation inversion (``--projection w --projection w+``) as two more "encoders", on the first
   ``--project-n`` images: E(x) is a projection of x (``--project-steps`` steps from the mean latent, weight-free
   loss, the generator's stored noise maps so that the code alone makes the image, as with the encoders), and the
@@ -103,37 +106,45 @@ def projection_encoder(G, space: str, steps: int) -> Callable[[torch.Tensor], to
     return encode
 
 
-def evaluate(label: str, encode: Callable[[torch.Tensor], torch.Tensor], decode: Callable[[torch.Tensor], torch.Tensor],
-             truth: torch.Tensor, world: torch.Tensor, directions, R, spread: Dict[str, float],
-             w_stats: Tuple[torch.Tensor, torch.Tensor, float], strength: float, shown: int) -> Dict:
-    """Distortion and editability of one encoder on ``truth`` (in-domain) and ``world`` images: the summary
-    figures, the per-direction table rows, the W-distance-by-row and code-spread rows, and the grid rows."""
+def image_drift(undone: torch.Tensor, reconstruction: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """Per image: the LEC in pixels, ||G(E(G(E(x) + delta)) - delta) - G(E(x))|| over ||G(E(x) + delta) - G(E(x))||:
+    how far undoing the read-back edit lands from the reconstruction, against how far the edit moved the image.
+    Unlike the latent LEC it ignores latent directions that the image does not show."""
+    moved = (edited - reconstruction).flatten(1).norm(dim=1).clamp_min(1e-8)
+    return (undone - reconstruction).flatten(1).norm(dim=1) / moved
+
+
+def edit_scores(label: str, encode: Callable[[torch.Tensor], torch.Tensor], decode: Callable[[torch.Tensor], torch.Tensor],
+                images: torch.Tensor, directions, R, spread: Dict[str, float],
+                w_stats: Tuple[torch.Tensor, torch.Tensor, float], strength: float, shown: int) -> Dict:
+    """Editability of one encoder on ``images``: per-direction table rows, the mean leakage, LEC (latent and
+    pixels), zero-edit LEC, LEC from the round trip and W distance, the grid rows, and the codes E(x) with their
+    round trip E(G(E(x)))."""
     from ganedit.metrics.attributes import edit_effect, edit_readings
 
     mean_w, inv_cov, w_unit = w_stats
     with torch.no_grad():
-        w_in = batched(encode, truth)
+        w_in = batched(encode, images)
         rec = batched(lambda w: decode(w).clamp(-1, 1), w_in)
         back_unedited = batched(encode, rec)  # E(G(E(x))): the round trip without an edit
-        w_world = batched(encode, world)
-        rec_world = batched(lambda w: decode(w).clamp(-1, 1), w_world)
-    d_in, d_world = scores(rec, truth), scores(rec_world, world)
-    grid = [("truth G(w+)", truth[:shown]), (f"{label} recon.", rec[:shown])]
-    rows, leaks, lecs, floors, relatives, dists = [], [], [], [], [], []
+    grid = [(f"{label} recon.", rec[:shown])]
+    rows, leaks, lecs, pixel_lecs, floors, relatives, dists = [], [], [], [], [], [], []
     for factor, dirs in directions:
         if factor not in spread:
             raise SystemExit(f"the regressor reads no continuous/binary factor {factor!r}")
         sigmas = dirs.scales is not None
-        readings, lec, floor, relative, dist = {}, [], [], [], []
+        readings, lec, pixel, floor, relative, dist = {}, [], [], [], [], []
         for sign in (-1.0, 1.0):
             edited = dirs.apply(w_in, 0, sign * strength, sigmas=sigmas)
             delta = edited - w_in
             with torch.no_grad():
-                images = batched(lambda w: decode(w).clamp(-1, 1), edited)
-                readings[sign] = edit_readings(images, R)
-                back = batched(encode, images)
-            grid.append((f"{factor} {sign * strength:+g}s", images[:shown]))
+                edited_images = batched(lambda w: decode(w).clamp(-1, 1), edited)
+                readings[sign] = edit_readings(edited_images, R)
+                back = batched(encode, edited_images)
+                undone = batched(lambda w: decode(w).clamp(-1, 1), back - delta)
+            grid.append((f"{factor} {sign * strength:+g}s", edited_images[:shown]))
             lec.append(relative_drift(back - delta, w_in, delta))
+            pixel.append(image_drift(undone, rec, edited_images))
             floor.append(relative_drift(back_unedited, w_in, delta))
             relative.append(relative_drift(back - delta, back_unedited, delta))
             dist.append(mahalanobis(edited, mean_w, inv_cov).mean() / w_unit)
@@ -142,21 +153,67 @@ def evaluate(label: str, encode: Callable[[torch.Tensor], torch.Tensor], decode:
         lec_v, dist_v = float(torch.cat(lec).mean()), float(torch.stack(dist).mean())
         leaks.append(leak)
         lecs.append(lec_v)
+        pixel_lecs.append(float(torch.cat(pixel).mean()))
         floors.append(float(torch.cat(floor).mean()))
         relatives.append(float(torch.cat(relative).mean()))
         dists.append(dist_v)
-        rows.append(f"| {label} | {factor} ({dirs.method}) | {c:+.3f} | {leak:.3f} | {abs(c) / leak:.1f} | {lec_v:.3f} | {dist_v:.2f} |")
+        rows.append(f"| {label} | {factor} ({dirs.method}) | {c:+.3f} | {leak:.3f} | {abs(c) / leak:.1f} | {lec_v:.3f} "
+                    f"| {pixel_lecs[-1]:.3f} | {dist_v:.2f} |")
+
+    def mean(values: List[float]) -> float:
+        return sum(values) / len(values)
+
+    return {"rows": rows, "grid": grid, "codes": w_in, "round_trip": back_unedited, "reconstruction": rec,
+            "summary": {"leak": mean(leaks), "lec": mean(lecs), "pixel_lec": mean(pixel_lecs), "lec_floor": mean(floors),
+                        "lec_rel": mean(relatives), "dist": mean(dists)}}
+
+
+def evaluate(label: str, encode: Callable[[torch.Tensor], torch.Tensor], decode: Callable[[torch.Tensor], torch.Tensor],
+             truth: torch.Tensor, world: torch.Tensor, directions, R, spread: Dict[str, float],
+             w_stats: Tuple[torch.Tensor, torch.Tensor, float], strength: float, shown: int,
+             truth_codes: Optional[torch.Tensor] = None, edit_world: bool = True) -> Dict:
+    """Distortion and editability of one encoder on ``truth`` (in-domain) and ``world`` images: the summary
+    figures (editability on the in-domain images; with ``edit_world`` also on the world images, the real-image
+    setting of the e4e paper, under ``world``), the per-direction table rows, the W-distance-by-row and
+    code-spread rows, and the grid rows."""
+    mean_w, inv_cov, w_unit = w_stats
+    indomain = edit_scores(label, encode, decode, truth, directions, R, spread, w_stats, strength, shown)
+    on_world = edit_scores(label, encode, decode, world, directions, R, spread, w_stats, strength, shown) if edit_world else None
+    if on_world is not None:
+        rec_world = on_world["reconstruction"]
+    else:
+        with torch.no_grad():
+            rec_world = batched(lambda w: decode(w).clamp(-1, 1), batched(encode, world))
+    d_in, d_world = scores(indomain["reconstruction"], truth), scores(rec_world, world)
+    w_in, back_unedited = indomain["codes"], indomain["round_trip"]
     rows_dist = row_distances(w_in, mean_w, inv_cov, w_unit)
     own_spread, drift = code_spread(w_in), float((back_unedited - w_in).norm(dim=2).mean())
-    return {
-        "rows": rows, "grid": grid,
+    from_truth = "" if truth_codes is None else f"{float((w_in - truth_codes).norm(dim=2).mean()):.2f}"
+    result = {
+        "rows": indomain["rows"], "grid": [("truth G(w+)", truth[:shown])] + indomain["grid"],
         "origin": f"| {label} | {float(rows_dist.mean()):.2f} | {float(rows_dist[0]):.2f} | {float(rows_dist[1:].mean()):.2f} "
                   f"| {float(rows_dist[1:].max()):.2f} |",
-        "spread": f"| {label} | {own_spread:.2f} | {drift:.2f} | {drift / own_spread:.3f} |",
-        "summary": {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"],
-                    "leak": sum(leaks) / len(leaks), "lec": sum(lecs) / len(lecs), "lec_floor": sum(floors) / len(floors),
-                    "lec_rel": sum(relatives) / len(relatives), "dist": sum(dists) / len(dists)},
+        "spread": f"| {label} | {own_spread:.2f} | {drift:.2f} | {drift / own_spread:.3f} | {from_truth} |",
+        "summary": {"psnr": d_in["psnr"], "ssim": d_in["ssim"], "world_psnr": d_world["psnr"], **indomain["summary"]},
     }
+    if on_world is not None:
+        result["world"], result["world_rows"] = on_world["summary"], on_world["rows"]
+    return result
+
+
+def bar_line(first: str, second: str, indomain: Dict[str, Dict[str, float]], world: Dict[str, Dict[str, float]]) -> str:
+    """The issue 14 bar for ``second`` (e4e) against ``first`` (pSp): less leakage and a lower LEC, judged on the
+    in-domain edits and on the world edits, with the LEC in pixels beside it."""
+    a, b = indomain[first], indomain[second]
+    parts = [f"**{second} against {first}:** reconstruction {b['psnr'] - a['psnr']:+.2f} dB"]
+    verdicts = []
+    for name, table in (("in-domain", indomain), ("world", world)):
+        a, b = table[first], table[second]
+        met = b["leak"] < a["leak"] and b["lec"] < a["lec"]
+        verdicts.append(f"{name}: {'met' if met else 'not met'}")
+        parts.append(f"{name} edits: leakage {b['leak'] / a['leak']:.2f}x, LEC {b['lec'] / a['lec']:.2f}x, LEC in pixels "
+                     f"{b['pixel_lec'] / a['pixel_lec']:.2f}x, W distance {b['dist'] / a['dist']:.2f}x")
+    return "; ".join(parts) + f" (issue 14's bar: {second} leaks less and has the lower LEC: " + ", ".join(verdicts) + ")."
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -215,17 +272,21 @@ def main(argv: Optional[List[str]] = None) -> None:
     truth_dist = row_distances(codes["wplus"], mean_w, inv_cov, w_unit)
     origin = [f"| truth codes | {float(truth_dist.mean()):.2f} | {float(truth_dist[0]):.2f} | {float(truth_dist[1:].mean()):.2f} "
               f"| {float(truth_dist[1:].max()):.2f} |"]
-    spreads = [f"| truth codes | {code_spread(codes['wplus']):.2f} | | |"]
+    spreads = [f"| truth codes | {code_spread(codes['wplus']):.2f} | | | 0 |"]
     shown = min(8, args.n)
     w_stats = (mean_w, inv_cov, w_unit)
     rows: List[str] = []
+    world_rows: List[str] = []
     summary: Dict[str, Dict[str, float]] = {}
+    world_summary: Dict[str, Dict[str, float]] = {}
     grids: Dict[str, List[Tuple[str, torch.Tensor]]] = {}
     for label, model, path in encoders:
         model.eval()
         result = evaluate(label, model.encode, model.decode, truth, world, directions, R, spread, w_stats,
-                          args.strength, shown)
+                          args.strength, shown, truth_codes=codes["wplus"])
         rows += result["rows"]
+        world_rows += result["world_rows"]
+        world_summary[label] = result["world"]
         origin.append(result["origin"])
         spreads.append(result["spread"])
         summary[label], grids[label] = result["summary"], result["grid"]
@@ -239,24 +300,34 @@ def main(argv: Optional[List[str]] = None) -> None:
         for label, encode, decode_fn in scored:
             t0 = time.perf_counter()
             result = evaluate(label, encode, decode_fn, truth[:k], world[:k], directions, R, spread, w_stats,
-                              args.strength, shown)
+                              args.strength, shown, truth_codes=codes["wplus"][:k], edit_world=False)
             s = result["summary"]
             against_projection.append(
                 f"| {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['world_psnr']:.2f} | {s['leak']:.3f} | {s['lec']:.3f} "
-                f"| {s['lec_floor']:.3f} | {s['dist']:.2f} | {(time.perf_counter() - t0) / k:.2f} |")
+                f"| {s['pixel_lec']:.3f} | {s['lec_floor']:.3f} | {s['dist']:.2f} | {(time.perf_counter() - t0) / k:.2f} |")
             if label.startswith("projection"):
                 grids[label] = result["grid"]
 
     lines = [f"Command: `python -m benchmarks.bench_e4e_tradeoff {' '.join(argv if argv is not None else sys.argv[1:])}`; "
              f"{args.n} in-domain images G(w+) (seed {HELDOUT_SEED}, style mixing 0.5) and {args.n} world images; edits at "
              f"+-{args.strength:g} sigma; {time.perf_counter() - t_start:.0f} s. {machine_line()}", "",
-             "| encoder | in-domain PSNR (dB) | SSIM | world PSNR (dB) | mean leakage | mean LEC | mean W distance |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| encoder | in-domain PSNR (dB) | SSIM | world PSNR (dB) | mean leakage | mean LEC | LEC in pixels "
+             "| mean W distance |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, s in summary.items():
-        lines.append(f"| {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['world_psnr']:.2f} | {s['leak']:.3f} | {s['lec']:.3f} | {s['dist']:.2f} |")
-    lines += ["", "Per direction (change and leakage per unit strength, in units of each factor's spread over the truth images; "
-              "LEC relative to the edit's size; W distance 1 = as typical as sampled w):", "",
-              "| encoder | factor (method) | change | leakage | ratio | LEC | W distance |", "| --- | --- | --- | --- | --- | --- | --- |"] + rows
+        lines.append(f"| {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['world_psnr']:.2f} | {s['leak']:.3f} | {s['lec']:.3f} "
+                     f"| {s['pixel_lec']:.3f} | {s['dist']:.2f} |")
+    direction_header = ["| encoder | factor (method) | change | leakage | ratio | LEC | LEC in pixels | W distance |",
+                        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "Per direction, edits of the in-domain images (change and leakage per unit strength, in units of each "
+              "factor's spread over the truth images; LEC relative to the edit's size; LEC in pixels: "
+              "||G(E(G(E(x) + delta)) - delta) - G(E(x))|| over ||G(E(x) + delta) - G(E(x))||, blind to latent directions "
+              "the image does not show; W distance 1 = as typical as sampled w):", ""] + direction_header + rows
+    lines += ["", "The same edits of the world images (the e4e paper's setting: real images, whose codes nobody knows):", "",
+              "| encoder | mean leakage | mean LEC | LEC in pixels | LEC of a zero edit | mean W distance |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {label} | {s['leak']:.3f} | {s['lec']:.3f} | {s['pixel_lec']:.3f} | {s['lec_floor']:.3f} | {s['dist']:.2f} |"
+              for label, s in world_summary.items()]
+    lines += [""] + direction_header + world_rows
     lines += ["", "Where the W distance comes from: the unedited codes of the in-domain images, by w+ row:", "",
               "| codes | all rows | row 0 | rows 1.. (mean) | rows 1.. (worst) |", "| --- | --- | --- | --- | --- |"] + origin
     lines += ["", "How much of the LEC the encoder's own round trip makes: the same ratio for a zero edit, "
@@ -267,22 +338,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     lines += ["", "The zero-edit drift in the latent's own units, beside how far apart each encoder puts different images "
               "(code spread: the mean distance of a w+ row from that row's mean over the images). An encoder that pulls "
               "every code towards the mean drifts less in absolute units for the same relative precision:", "",
-              "| codes | code spread | zero-edit drift (E(G(E(x))) against E(x), per row) | drift / spread |",
-              "| --- | --- | --- | --- |"] + spreads
+              "| codes | code spread | zero-edit drift (E(G(E(x))) against E(x), per row) | drift / spread "
+              "| distance from the truth code (per row) |", "| --- | --- | --- | --- | --- |"] + spreads
     labels = list(summary)
     if len(labels) >= 2:
-        a, b = summary[labels[0]], summary[labels[1]]
-        lines += ["", f"**{labels[1]} against {labels[0]}:** reconstruction {b['psnr'] - a['psnr']:+.2f} dB, leakage "
-                  f"{b['leak'] / a['leak']:.2f}x, LEC {b['lec'] / a['lec']:.2f}x, W distance {b['dist'] / a['dist']:.2f}x "
-                  f"(issue 14's bar: e4e leaks less and has the lower LEC: "
-                  f"{'met' if b['leak'] < a['leak'] and b['lec'] < a['lec'] else 'not met'})."]
+        lines += ["", bar_line(labels[0], labels[1], summary, world_summary)]
     if against_projection:
         lines += ["", f"Against optimisation inversion, on the first {min(args.project_n, args.n)} images of each set: "
                   f"projection from the mean latent, {args.project_steps} steps, weight-free loss (pixel MSE on a 3-level "
                   "pyramid), the generator's stored noise maps; its LEC re-projects each edited image. Seconds per image "
                   "cover the inversions of the whole row (reconstruction, round trip, world image, every edit):", "",
-                  "| inversion | in-domain PSNR (dB) | SSIM | world PSNR (dB) | mean leakage | mean LEC | LEC of a zero edit "
-                  "| mean W distance | s / image |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| inversion | in-domain PSNR (dB) | SSIM | world PSNR (dB) | mean leakage | mean LEC | LEC in pixels "
+                  "| LEC of a zero edit | mean W distance | s / image |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += against_projection
     if args.grid is not None:
         from ganedit.cli.demo import labelled_rows

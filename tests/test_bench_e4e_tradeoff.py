@@ -60,3 +60,28 @@ def test_projection_encoder_inverts_under_no_grad():
         assert codes.shape == (2, G.n_latent, 16)
         assert (rebuilt - images).pow(2).mean() < 0.2 * (mean_image - images).pow(2).mean(), space
         assert torch.equal(codes[:, 0], codes[:, -1]) == (space == "w")  # one w repeated; w+ rows differ
+
+
+def test_image_drift_is_the_lec_in_pixels():
+    from benchmarks.bench_e4e_tradeoff import image_drift
+
+    rec = torch.zeros(3, 3, 8, 8)
+    edited = torch.zeros(3, 3, 8, 8)
+    edited[:, 0] = 0.5  # the edit moves every pixel of one channel
+    assert torch.allclose(image_drift(rec.clone(), rec, edited), torch.zeros(3))  # undone exactly
+    half_back = edited * 0.5  # undoing lands half-way: half the edit's own move
+    assert torch.allclose(image_drift(half_back, rec, edited), torch.full((3,), 0.5))
+    assert torch.allclose(image_drift(edited, rec, edited), torch.ones(3))  # the edit not undone at all
+
+
+def test_bar_line_judges_both_image_sets():
+    from benchmarks.bench_e4e_tradeoff import bar_line
+
+    def row(leak, lec, psnr=25.0):
+        return {"psnr": psnr, "leak": leak, "lec": lec, "pixel_lec": lec, "dist": 1.0}
+
+    indomain = {"pSp": row(0.05, 1.6), "e4e": row(0.04, 1.2, psnr=24.0)}
+    world = {"pSp": row(0.05, 2.0), "e4e": row(0.04, 2.5)}
+    line = bar_line("pSp", "e4e", indomain, world)
+    assert "reconstruction -1.00 dB" in line and "in-domain: met" in line and "world: not met" in line
+    assert "LEC 0.75x" in line and "LEC 1.25x" in line
