@@ -342,7 +342,7 @@ def main(argv: Optional[List[str]] = None) -> None:
               "| distance from the truth code (per row) |", "| --- | --- | --- | --- | --- |"] + spreads
     labels = list(summary)
     if len(labels) >= 2:
-        lines += ["", bar_line(labels[0], labels[1], summary, world_summary)]
+        lines += [""] + [bar_line(labels[0], other, summary, world_summary) for other in labels[1:]]
     if against_projection:
         lines += ["", f"Against optimisation inversion, on the first {min(args.project_n, args.n)} images of each set: "
                   f"projection from the mean latent, {args.project_steps} steps, weight-free loss (pixel MSE on a 3-level "

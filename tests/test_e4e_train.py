@@ -83,3 +83,18 @@ def test_the_discriminator_trains_on_offset_rows_too(tmp_path, decoder):
         assert hits, "a pooled code is no row of the encoded batch"
         rows.append(hits[0][1])
     assert len(rows) == 4 and max(rows) > 0, rows
+
+
+def test_an_l2_only_loss_warns_about_the_discriminator_weight(tmp_path, decoder, caplog):
+    """The official discriminator weight was balanced against L2 + LPIPS + similarity: a run with L2 alone says so
+    (and names the weight); a run without the discriminator has nothing to warn about."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="ganedit"):
+        train("e4e", {**FAST, "decoder": decoder, "out": str(tmp_path / "a"), "steps": 1, "w_discriminator_lambda": 0.1})
+    said = [r.getMessage() for r in caplog.records if "reconstruction loss is L2 alone" in r.getMessage()]
+    assert len(said) == 1 and "weight 0.1 " in said[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ganedit"):
+        train("e4e", {**FAST, "decoder": decoder, "out": str(tmp_path / "b"), "steps": 1, "w_discriminator_lambda": 0.0})
+    assert not any("reconstruction loss is L2 alone" in r.getMessage() for r in caplog.records)

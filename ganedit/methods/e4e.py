@@ -42,6 +42,7 @@ Example::
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, List, Tuple
 
 import torch
@@ -49,11 +50,13 @@ import torch.nn.functional as F
 
 from ganedit.checks import OneOf, Range
 from ganedit.losses.stylegan2 import r1_penalty
-from ganedit.methods.base import Optimizers, StepContext, set_requires_grad
+from ganedit.methods.base import Networks, Optimizers, StepContext, set_requires_grad
 from ganedit.methods.cyclegan import ImagePool
 from ganedit.methods.psp import PSPMethod
 from ganedit.models.e4e import INFERENCE_STAGE, E4E
 from ganedit.nn.global_batch import plain_copy
+
+log = logging.getLogger(__name__)
 
 
 def discriminated_rows(wplus: torch.Tensor, stage: int, draws: torch.Tensor) -> torch.Tensor:
@@ -116,6 +119,16 @@ class E4EMethod(PSPMethod):
 
     def similarity_term(self) -> Tuple[str, float]:
         return str(self.cfg["similarity"]), float(self.cfg["similarity_lambda"])
+
+    def build(self, device: torch.device) -> Tuple[Networks, Optimizers]:
+        nets, opts = super().build(device)
+        if self.cfg["w_discriminator_lambda"] > 0 and self.lpips is None and self.similarity is None:
+            # the official weights were set against L2 + LPIPS + similarity; see docs/training.md "e4e: the loss balance"
+            log.warning(f"{self.name}: the reconstruction loss is L2 alone (no LPIPS, no similarity term); the latent "
+                        f"discriminator's weight {self.cfg['w_discriminator_lambda']:g} was set against all three, where "
+                        "its term is about a fifth of the reconstruction loss, and against L2 alone it weighs several "
+                        "times more (docs/training.md, 'e4e: the loss balance')")
+        return nets, opts
 
     def extra_optimizers(self, model: E4E) -> Optimizers:  # type: ignore[override]
         return {"D": torch.optim.Adam(model.latent_discriminator.parameters(), lr=self.cfg["w_discriminator_lr"])}
