@@ -162,3 +162,39 @@ def test_app_without_models_says_so_in_the_tabs():
     assert "No pix2pix or CycleGAN model is available" in text  # none is shipped
     assert "stylegan2_synth64 (shipped)" in text and "No StyleGAN2 model is available" not in text
     assert "Invert & edit" in text and "No pSp / e4e encoder fits this generator" in text  # none is shipped
+
+
+def test_a_browser_leaving_mid_upload_is_one_line_not_a_traceback():
+    """uvicorn logs a request that the browser abandoned (Starlette's ClientDisconnect) with a full traceback; the
+    server's filter turns it into one warning line, alone or wrapped in an exception group, and leaves every other
+    error's traceback alone."""
+    import logging
+    import sys
+
+    from ganedit.app.server import ClientGoneFilter, quiet_client_disconnects
+
+    class ClientDisconnect(Exception):  # the name Starlette gives it; the filter matches by name
+        pass
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", (),
+                                 (type(exc), exc, None))
+
+    gone = record(ClientDisconnect())
+    assert ClientGoneFilter().filter(gone) and gone.exc_info is None and gone.levelno == logging.WARNING
+    assert logging.Formatter().format(gone) == ClientGoneFilter.MESSAGE  # no "Traceback" left
+    real = record(ValueError("bad"))
+    assert ClientGoneFilter().filter(real) and real.exc_info is not None and real.levelno == logging.ERROR
+    if sys.version_info >= (3, 11):
+        grouped = record(BaseExceptionGroup("task group", [ClientDisconnect()]))  # noqa: F821 (3.11+ builtin)
+        mixed = record(BaseExceptionGroup("task group", [ClientDisconnect(), ValueError("bad")]))  # noqa: F821
+        ClientGoneFilter().filter(grouped), ClientGoneFilter().filter(mixed)
+        assert grouped.exc_info is None and mixed.exc_info is not None
+    logger = logging.getLogger("uvicorn.error")
+    before = list(logger.filters)
+    try:
+        quiet_client_disconnects()
+        quiet_client_disconnects()
+        assert sum(isinstance(f, ClientGoneFilter) for f in logger.filters) == 1
+    finally:
+        logger.filters[:] = before

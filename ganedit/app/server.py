@@ -2,6 +2,7 @@
 limit, no extra file paths served."""
 from __future__ import annotations
 
+import builtins
 import importlib
 import logging
 import os
@@ -57,10 +58,41 @@ def host_warning(host: str, port: int) -> Optional[str]:
             "its CPU/GPU; there is no login. Use the default 127.0.0.1 unless you mean it.")
 
 
+class ClientGoneFilter(logging.Filter):
+    """A browser that closes or leaves the page in the middle of an upload ends that request with Starlette's
+    ClientDisconnect, and uvicorn logs it as "Exception in ASGI application" with a full traceback. Nothing went
+    wrong on the server, so the record becomes one line without the traceback; every other error keeps its own."""
+
+    MESSAGE = "a browser went away in the middle of a request (an upload, most often); the request was dropped"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _only_client_disconnects(exc):
+            record.msg, record.args = self.MESSAGE, ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _only_client_disconnects(exc: BaseException) -> bool:
+    group = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+
+    if group is not None and isinstance(exc, group):  # anyio task groups wrap what a request raised
+        return all(_only_client_disconnects(e) for e in exc.exceptions)
+    return type(exc).__name__ == "ClientDisconnect"
+
+
+def quiet_client_disconnects() -> None:
+    """Install :class:`ClientGoneFilter` on uvicorn's error logger (once)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientGoneFilter) for f in logger.filters):
+        logger.addFilter(ClientGoneFilter())
+
+
 def serve(models_dir: "str | Path | None" = None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto") -> None:
     warning = host_warning(host, port)
     if warning:
         log.warning(warning)
     app = build_app(models_dir, device)
+    quiet_client_disconnects()
     app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False, css=CSS,
                inbrowser=False, quiet=False)
