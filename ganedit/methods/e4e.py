@@ -29,6 +29,12 @@ shipped 64 px generator, in-domain images; W distance 1 = sampled w, pSp 2.20): 
 offset rows); on every active row at 2e-5 -> 1.90 (23.68 dB), at 2e-4 -> 1.59 (23.38 dB). A larger
 ``delta_norm_lambda`` also pulls the codes in but costs more reconstruction: 2e-3 -> 1.37 at 22.22 dB.
 
+The loss balance (docs/training.md "e4e: the loss balance"): λ 0.1 was set against L2 + LPIPS + similarity, where
+the adversarial term is about a fifth of the reconstruction loss; with L2 alone (no LPIPS or similarity weights) it
+is about 4x, and the run warns. In the 64 px world (5760 steps, 128 images) that strong discriminator gives edits
+that leak 0.92x pSp's but a LEC 1.34x pSp's; ``w_discriminator_lambda`` 0.01 (the official share) gives 1.05x
+and 1.05x, with the codes closest to W. The default stays the official weight.
+
 N processes train as one process holding the global batch: on top of pSp's global BatchNorm and decoder noise
 (``ganedit.methods.psp``), the real w are the mapping of z drawn through ``ctx.randn``, and the two w pools are
 run-wide pools: every process queries them with the whole batch and the same draws (``ImagePool.query_global``,
