@@ -455,16 +455,21 @@ def test_env_ranks_report_a_dead_peer_clearly(tmp_path, images):
     assert "--resume auto" in err
 
 
-def test_a_budget_that_fits_more_than_steps_says_so(tmp_path, images, caplog):
+def test_a_budget_that_fits_more_than_steps_says_so(tmp_path, images, caplog, monkeypatch):
     """--minutes with a smaller --steps (or a recipe default): the run ends at `steps`, and the log says how many
-    steps the budget would have fitted and how to use them, instead of leaving the budget unused in silence."""
+    steps the budget would have fitted and how to use them, instead of leaving the budget unused in silence.
+    On the fake clock (10 ms a step), so that a fast machine cannot finish the 40 steps before the budget's first
+    measurement (after 5% of it), as real tinygan steps once did."""
     import logging
 
+    from ganedit.train import loop
+
+    monkeypatch.setattr(loop, "time", FakeClock)
     with caplog.at_level(logging.WARNING):
-        trainer = run_trainer(TinyGAN, tmp_path / "run", images, batch=4, steps=40, minutes=0.25, log_every=1,
+        trainer = run_trainer(SlowingGAN, tmp_path / "run", images, batch=4, steps=40, minutes=0.05, log_every=1,
                               snapshot_every=0, checkpoint_every=0)
     assert trainer.step == 40 and trainer.cfg["steps"] == 40
     warned = [r.getMessage() for r in caplog.records if "fits about" in r.getMessage()]
     assert len(warned) == 1 and "steps = 40 ends the run first" in warned[0] and "pass --steps" in warned[0]
-    fitted = int(warned[0].split("fits about ")[1].split()[0])
-    assert fitted > 40
+    # measured at step 16 (0.15 s, 5% of 3 s): 3 s of 10 ms steps
+    assert int(warned[0].split("fits about ")[1].split()[0]) == 300
