@@ -98,3 +98,21 @@ def test_an_l2_only_loss_warns_about_the_discriminator_weight(tmp_path, decoder,
     with caplog.at_level(logging.WARNING, logger="ganedit"):
         train("e4e", {**FAST, "decoder": decoder, "out": str(tmp_path / "b"), "steps": 1, "w_discriminator_lambda": 0.0})
     assert not any("reconstruction loss is L2 alone" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_from_random_weights_points_to_init_encoder(tmp_path, decoder, caplog):
+    """Without a pretrained backbone the log names the stand-in (a pSp / e4e encoder of the same domain); a run
+    that has one says nothing."""
+    import logging
+
+    hint = "no init_encoder, so a new run starts the encoder from random weights"
+    with caplog.at_level(logging.INFO, logger="ganedit"):
+        train("e4e", {**FAST, "decoder": decoder, "out": str(tmp_path / "a"), "steps": 1})
+    said = [r.getMessage() for r in caplog.records if hint in r.getMessage()]
+    assert len(said) == 1 and "--set init_encoder=PATH" in said[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ganedit"):
+        train("e4e", {**FAST, "decoder": decoder, "out": str(tmp_path / "b"), "steps": 1,
+                      "init_encoder": str(tmp_path / "a" / "model")})
+    assert any("encoder warm-started from" in r.getMessage() for r in caplog.records)
+    assert not any(hint in r.getMessage() for r in caplog.records)
