@@ -239,6 +239,8 @@ def build(ctx: AppContext) -> None:
         # no output of its own: the running inversion says "cancelling" and then "cancelled" in its status line
         # (a reply from here could arrive after those and overwrite them)
         flag = _cancel.get(getattr(request, "session_hash", None) or "default")
+        # one line in the server log either way: a cancel that finds nothing running is visible there
+        log.info("invert: cancel requested" + ("" if flag is not None else "; no inversion of this session is running"))
         if flag is not None:
             flag.set()
 
