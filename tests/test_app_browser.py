@@ -113,18 +113,22 @@ def _set_slider(page, elem_id: str, value: float) -> None:
 
 
 def _upload(page, elem_id: str, path: Path) -> None:
-    """Put a file into a gr.File box, clearing what it holds first (a full box has no file input). Under load an
-    upload made while the page is still re-rendering can be dropped (seen once in CI): it is made again once."""
+    """Put a file into a gr.File box, clearing what it holds first (a full box has no file input), and wait until
+    the server holds it: the box shows the file's name at once ("Uploading 1 file..."), but only its download
+    link says the upload is done, and a run clicked before that gets no file (seen in CI: "no image given").
+    Under load an upload made while the page is still re-rendering can be dropped (seen once in CI): it is made
+    again once."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    shown = f"document.querySelector('#{elem_id}').innerText.includes({path.name!r})"
+    shown = ("([id, name]) => [...document.querySelectorAll(`#${id} a[data-testid='download-link']`)]"
+             ".some((a) => a.getAttribute('download') === name)")
     for attempt in (1, 2):
         inputs = page.locator(f"#{elem_id} input[type=file]")
         if inputs.count() == 0:
             page.locator(f"#{elem_id} button[aria-label*='clear' i]").first.click()
         inputs.set_input_files(str(path))
         try:
-            page.wait_for_function(shown, timeout=60_000 if attempt == 1 else WAIT_MS)
+            page.wait_for_function(shown, arg=[elem_id, path.name], timeout=60_000 if attempt == 1 else WAIT_MS)
             return
         except PlaywrightTimeout:
             if attempt == 2:
