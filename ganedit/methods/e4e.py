@@ -32,12 +32,14 @@ offset rows); on every active row at 2e-5 -> 1.90 (23.68 dB), at 2e-4 -> 1.59 (2
 The loss balance (docs/training.md "e4e: the loss balance"): λ 0.1 was set against L2 + LPIPS + similarity, where
 the adversarial term is about a fifth of the reconstruction loss; with L2 alone (no LPIPS or similarity weights) it
 is about 4x, and the run warns. In the 64 px world (5760 steps, 128 images) that strong discriminator gives edits
-that leak 0.92x pSp's but a LEC 1.34x pSp's; ``w_discriminator_lambda`` 0.01 (the official share) gives 1.05x
-and 1.05x, with the codes closest to W. The default stays the official weight.
+that leak 0.92-0.94x pSp's but a LEC 1.34-1.36x pSp's (two trainings of the same recipe);
+``w_discriminator_lambda`` 0.01 (the official share) gives 1.03-1.05x and 1.05-1.06x, with the codes closest to W.
+The default stays the official weight.
 
 Starting point (docs/training.md "e4e from pSp's encoder"): the official recipe starts from a pretrained IR-SE50;
 without one, ``init_encoder`` = a pSp encode model of the same domain is its stand-in. At λ 0.1 that e4e
-reconstructs 0.9 dB better than e4e from scratch and leaks 0.88-0.91x pSp's, at the same LEC (1.31-1.32x).
+reconstructs 0.9 dB better than e4e from scratch and leaks 0.88-0.91x pSp's, at about the same LEC (1.31-1.32x
+against 1.36x).
 
 N processes train as one process holding the global batch: on top of pSp's global BatchNorm and decoder noise
 (``ganedit.methods.psp``), the real w are the mapping of z drawn through ``ctx.randn``, and the two w pools are
