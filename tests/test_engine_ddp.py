@@ -28,6 +28,10 @@ SCRIPT = textwrap.dedent(
     out, data, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     trainer = train("tinygan", {"data": data, "out": out, **options})
     rank = int(os.environ.get("RANK", "0"))
+    if os.path.isdir("/proc/self/task"):  # the native threads still running once train() returned (Linux)
+        names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+        with open(os.path.join(out, f"threads{rank}.json"), "w") as f:
+            json.dump(names, f)
     weights = {f"{n}.{k}": v for n, net in trainer.nets.items() for k, v in net.state_dict().items()}
     torch.save(weights, os.path.join(out, f"rank{rank}.pt"))
     """
@@ -50,6 +54,14 @@ def test_two_gloo_processes_match_each_other_and_one_process(tmp_path):
     assert one.returncode == 0, one.stderr
     out, _ = two.communicate(timeout=180)
     assert two.returncode == 0, out
+
+    # The process group is gone when train() returns: no gloo thread may outlive it into interpreter exit,
+    # where one freeing a finished collective's tensors aborts the process (see distributed.init).
+    for rank in (0, 1):
+        threads = tmp_path / "two" / f"threads{rank}.json"
+        if threads.exists():
+            left = [name for name in json.loads(threads.read_text()) if "gloo" in name]
+            assert not left, f"rank {rank}: gloo threads still running after train(): {left}"
 
     r0, r1 = load_ckpt(tmp_path / "two" / "rank0.pt"), load_ckpt(tmp_path / "two" / "rank1.pt")
     single = load_ckpt(tmp_path / "one" / "rank0.pt")
