@@ -79,6 +79,8 @@ def register(cli: click.Group) -> None:
     @click.option("--keep", type=int, help="Number of training checkpoints to keep (newest).")
     @click.option("--snapshot-every", type=int, help="Steps between PNG snapshot grids of fixed inputs (0: none).")
     @click.option("--log-every", type=int, help="Steps between logged scalars (metrics.jsonl, TensorBoard).")
+    @click.option("--val-data", help="Held-out data like --data: the recipe's losses on it every --val-every steps (val/... in the logs), and the best model in model_best/ (--set keep_best=false: not kept).")
+    @click.option("--val-every", type=click.IntRange(0), help="Steps between validations, one more at the end (0: none; needs --val-data; --set val_n=N items, default 256).")
     @click.option("--workers", type=click.IntRange(0), help=WORKERS_HELP.replace(").", ") per rank."))
     @click.option("--seed", type=int, help="Seed of weights, data order and noise.")
     @click.option("--skip-bad", is_flag=True, default=None, help="Skip unreadable images (each replaced by the next readable one) and report how many, instead of stopping at the first.")

@@ -166,6 +166,7 @@ class Method:
     ema_networks: ClassVar[Tuple[str, ...]] = ()
     ema_average_buffers: ClassVar[bool] = False  # True for BatchNorm nets: average the running statistics too (train/ema.py)
     snapshot_columns: ClassVar[int] = 8
+    val_metric: ClassVar[str] = "loss/total"  # the validate() value whose lowest keeps the best model
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
         self.cfg = cfg
@@ -218,6 +219,26 @@ class Method:
     def snapshot(self, inputs: Any) -> Optional[torch.Tensor]:
         """Images in [-1, 1] (N, 3, H, W) for the grid, ``snapshot_columns`` per row; None = no snapshots.
         Runs under ``torch.no_grad``; must not change training state."""
+        return None
+
+    def build_val_data(self) -> torch.utils.data.Dataset:
+        """The held-out set for ``cfg["val_data"]``: by default what :meth:`build_data` makes of that spec. A
+        built-in world (``synthetic:N``) is drawn with seed + 1, so that it never repeats the training world."""
+        saved = self.cfg["data"], self.cfg["seed"]
+        self.cfg["data"] = self.cfg["val_data"]
+        if str(self.cfg["val_data"]).split(":")[0] == "synthetic":
+            self.cfg["seed"] = int(saved[1]) + 1
+        try:
+            return self.build_data()
+        finally:
+            self.cfg["data"], self.cfg["seed"] = saved
+
+    def validate(self, batch: Any, ctx: StepContext) -> Optional[Dict[str, Union[torch.Tensor, float]]]:
+        """The recipe's losses on a held-out batch, without training: the engine calls it on rank 0 every
+        ``val_every`` steps, under ``torch.no_grad`` with the networks in eval mode and a context
+        (``ganedit.train.context.EvalContext``: the same noise at every pass, no optimiser), and averages each
+        value over ``val_n`` items. The value ``val_metric`` decides which model is the best (``keep_best``).
+        None, the default: the recipe has no validation, and ``val_every`` > 0 is refused."""
         return None
 
     def extra_state(self) -> Dict[str, Any]:

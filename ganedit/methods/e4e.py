@@ -181,6 +181,18 @@ class E4EMethod(PSPMethod):
             set_requires_grad(disc, False)
             set_requires_grad(model.encoder, True)
 
+        loss = self._encoder_loss(model, x, target, stage, ctx, logs)
+        ctx.optimize("E", loss)
+        set_requires_grad(disc, True)
+        logs["loss/total"] = loss.detach()
+        return logs
+
+    def _encoder_loss(self, model: E4E, x: torch.Tensor, target: torch.Tensor, stage: int, ctx: StepContext,
+                      logs: Dict[str, Any]) -> torch.Tensor:
+        """The encoder's loss at ``stage``: reconstruction, the latent discriminator's verdict on each active row,
+        and the delta regulariser on the active offsets; each term is added to ``logs``."""
+        c = self.cfg
+        n_styles = model.encoder.n_styles
         with ctx.autocast():
             wplus = model.encode(x)
             loss, step_logs, _ = self._losses(model, wplus, target, ctx)
@@ -188,7 +200,7 @@ class E4EMethod(PSPMethod):
             active = min(stage, n_styles - 1)
             if c["w_discriminator_lambda"] > 0:
                 rows = range(active + 1)
-                adv = sum(F.softplus(-disc(wplus[:, i])).mean() for i in rows) / len(rows)
+                adv = sum(F.softplus(-model.latent_discriminator(wplus[:, i])).mean() for i in rows) / len(rows)
                 loss = loss + c["w_discriminator_lambda"] * adv
                 logs["loss/adv"] = adv.detach()
             if stage != INFERENCE_STAGE and active > 0:
@@ -196,8 +208,20 @@ class E4EMethod(PSPMethod):
                 delta = deltas.norm(p=c["delta_norm"], dim=2).mean(0).sum()
                 loss = loss + c["delta_norm_lambda"] * delta
                 logs["loss/delta"] = delta.detach()
-        ctx.optimize("E", loss)
-        set_requires_grad(disc, True)
+        return loss
+
+    def validate(self, batch: Any, ctx: StepContext) -> Dict[str, Any]:
+        """The encoder's training loss on a held-out batch, at the progressive stage of the current step (the
+        official Coach's validation; the discriminator's own loss is not part of it)."""
+        model: E4E = self.nets["psp"]
+        stage = self.stage_at(ctx.step, model.encoder.n_styles)
+        previous = model.encoder.progressive_stage
+        model.set_stage(stage)
+        try:
+            logs: Dict[str, Any] = {"e4e/stage": float(stage)}
+            loss = self._encoder_loss(model, model.to_encoder_input(batch["input"]), batch["target"], stage, ctx, logs)
+        finally:
+            model.set_stage(previous)
         logs["loss/total"] = loss.detach()
         return logs
 

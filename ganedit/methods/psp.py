@@ -449,13 +449,22 @@ class PSPMethod(Method):
         return total
 
     def train_step(self, batch: Any, ctx: StepContext) -> Dict[str, Any]:
+        return self._passes(batch, ctx, train=True)
+
+    def validate(self, batch: Any, ctx: StepContext) -> Dict[str, Any]:
+        """The training losses on a held-out batch; for ReStyle, each refinement step's, and ``loss/total`` of the
+        last (the one inference returns)."""
+        return self._passes(batch, ctx, train=False)
+
+    def _passes(self, batch: Any, ctx: StepContext, train: bool) -> Dict[str, Any]:
         model: PSP = self.nets["psp"]
         x, target = batch["input"], batch["target"]
         x = model.to_encoder_input(x)
         with ctx.autocast():
             if not self.cfg["restyle"]:
                 loss, logs, _ = self._losses(model, model.encode(x), target, ctx)
-                ctx.optimize("E", loss)
+                if train:
+                    ctx.optimize("E", loss)
                 return logs
             w = model.average_wplus(x.shape[0])
             with torch.no_grad():
@@ -465,9 +474,12 @@ class PSPMethod(Method):
                 delta = model.encoder(torch.cat([x, model.to_encoder_input(current)], 1))
                 w = w.detach() + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
                 loss, step_logs, out = self._losses(model, w, target, ctx)
-                ctx.optimize("E", loss)
+                if train:
+                    ctx.optimize("E", loss)
                 current = out.detach()
                 logs.update({f"{key}_iter{k}": v for key, v in step_logs.items()})
+            if not train:
+                logs["loss/total"] = loss.detach()
             return logs
 
     # -- snapshots, export ---------------------------------------------------------------------------------

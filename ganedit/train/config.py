@@ -40,12 +40,16 @@ ENGINE_DEFAULTS: Dict[str, Any] = {
     "tensorboard": True,
     "quiet": False,
     "skip_bad": False,  # replace unreadable images by the next readable one (counted and reported) instead of stopping
+    "val_data": "",  # held-out data of the same kind as `data`, for the recipe's validation losses (val/... in the logs)
+    "val_every": 0,  # validate every this many steps and at the end (0: never; needs val_data)
+    "val_n": 256,  # items of val_data per validation (its first val_n; 0: all of it)
+    "keep_best": True,  # with validation: write the model with the lowest validation loss to <out>/model_best as well
 }
 
 # Options that may differ on resume without a warning: they do not change what is computed.
 RUNTIME_KEYS = {
     "out", "data", "steps", "minutes", "device", "tf32", "workers", "checkpoint_every", "keep", "snapshot_every", "snapshot_n",
-    "log_every", "nan_patience", "tensorboard", "quiet", "skip_bad",
+    "log_every", "nan_patience", "tensorboard", "quiet", "skip_bad", "val_data", "val_every", "val_n", "keep_best",
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -149,13 +153,15 @@ def check(cfg: Mapping[str, Any]) -> None:
     for key in ("steps", "batch"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"{key} must be at least 1, got {cfg[key]}")
-    for key in ("checkpoint_every", "snapshot_every", "log_every", "lr_warmup", "lr_decay_start", "workers"):
+    for key in ("checkpoint_every", "snapshot_every", "log_every", "lr_warmup", "lr_decay_start", "workers", "val_every", "val_n"):
         if int(cfg[key]) < 0:
             raise ConfigError(f"{key} must be >= 0, got {cfg[key]}")
     if not float(cfg["minutes"]) >= 0:  # also refuses nan
         raise ConfigError(f"minutes must be >= 0 (0: no time budget), got {cfg['minutes']}")
     if int(cfg["keep"]) < 1:
         raise ConfigError(f"keep must be at least 1, got {cfg['keep']}")
+    if int(cfg["val_every"]) > 0 and not str(cfg["val_data"]):
+        raise ConfigError(f"val_every={cfg['val_every']} needs held-out data: pass --val-data PATH (--set val_data=PATH; a folder or a spec, like --data)")
     if int(cfg["nan_patience"]) < 1:
         raise ConfigError(f"nan_patience must be at least 1, got {cfg['nan_patience']}")
 

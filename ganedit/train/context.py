@@ -162,3 +162,38 @@ class TrainContext(StepContext):
         for name, s in state.get("scalers", {}).items():
             if name in self.scalers:
                 self.scalers[name].load_state_dict(s)
+
+
+class EvalContext(StepContext):
+    """The context of a validation pass (``Method.validate``): one process holds each whole batch; noise comes
+    from a generator seeded by (seed, batch index), so every pass sees the same noise and the losses of two steps
+    differ only by the weights; nothing can be optimised."""
+
+    def __init__(self, cfg: Dict[str, Any], device: torch.device, step: int, images_seen: int) -> None:
+        self.cfg = cfg
+        self.rank, self.world_size, self.device = 0, 1, device
+        self.step, self.images_seen = step, images_seen
+        self.batch = self.global_batch = int(cfg["batch"])
+        self.dtype = autocast_dtype(cfg["precision"], device)
+        self.seed = int(cfg["seed"])
+        self.noise = torch.Generator(device=device)
+
+    def begin_batch(self, index: int, size: int) -> None:
+        self.noise.manual_seed(_mix(self.seed, index, 0x76616C))
+        self.batch = self.global_batch = size
+
+    def autocast(self) -> ContextManager[Any]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def _no_training(self, *args: Any) -> Any:
+        raise RuntimeError("validation cannot train: validate() must not call zero_grad, backward, apply or optimize")
+
+    zero_grad = backward = apply = optimize = _no_training  # type: ignore[assignment]
+
+    def randn(self, *shape: int, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        return torch.randn(shape, generator=self.noise, device=self.device, dtype=dtype or torch.float32)
+
+    def rand(self, *shape: int, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        return torch.rand(shape, generator=self.noise, device=self.device, dtype=dtype or torch.float32)

@@ -126,6 +126,16 @@ class RunLogger:
             self._bar.set_postfix(shown, refresh=False)
         return scalars
 
+    def scalars(self, step: int, values: Dict[str, float]) -> None:
+        """Scalars outside the step averages (validation losses): one JSONL record and TensorBoard, as they are."""
+        if not self.enabled:
+            return
+        self._write({"step": step, "time": time.time(), **values})
+        if self._tb is not None:
+            for key, value in values.items():
+                self._tb.add_scalar(key, value, step)
+        self.info(f"step {step}: " + ", ".join(f"{key} {value:.4g}" for key, value in values.items()))
+
     def image(self, step: int, grid: torch.Tensor) -> None:
         """A [3, H, W] grid in [-1, 1] to TensorBoard."""
         if self._tb is not None:

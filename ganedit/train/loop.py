@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -24,14 +25,14 @@ from typing import Any, Dict, List, Mapping, Optional, Type
 import numpy as np
 import torch
 
-from ganedit.errors import CheckpointError, ConfigError, GaneditError, PeerLost
+from ganedit.errors import CheckpointError, ConfigError, DataError, GaneditError, PeerLost
 from ganedit.formats.atomic import remove_temporaries
 from ganedit.methods import get_method
 from ganedit.methods.base import Method
 from ganedit.train import checkpoint as ckpt
 from ganedit.train import distributed as dist_util
 from ganedit.train.config import resolve, resume_config
-from ganedit.train.context import TrainContext, _mix
+from ganedit.train.context import EvalContext, TrainContext, _mix
 from ganedit.train.data import ShardedBatchSampler, count_skipped, make_loader, start_workers, to_device
 from ganedit.train.ema import EMA
 from ganedit.train.logs import RunLogger
@@ -67,6 +68,17 @@ def preserved_rng() -> Any:
         yield
     finally:
         ckpt.set_rng_state(state)
+
+
+@contextlib.contextmanager
+def kept_modes(nets: List[torch.nn.Module]) -> Any:
+    """Restore the train/eval mode of every module of ``nets`` afterwards (a frozen part stays in eval mode)."""
+    modes = [(m, m.training) for net in nets for m in net.modules()]
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 class Trainer:
@@ -105,6 +117,16 @@ class Trainer:
         self.ema = (EMA(nets, names, cfg["ema_kimg"], cfg["ema_rampup"], average_buffers=method_cls.ema_average_buffers)
                     if names and self.main else None)
         self.method.ema = dict(self.ema.copies) if self.ema else {n: nets[n] for n in names}
+        self.val_dataset: Any = None
+        if int(cfg["val_every"]) > 0:
+            if type(self.method).validate is Method.validate:
+                raise ConfigError(f"{method_cls.name} has no validation loss: leave val_every at 0")
+            try:
+                self.val_dataset = self.method.build_val_data()
+            except DataError as exc:
+                raise DataError(f"val_data (held-out data for validation): {exc}") from None
+            if len(self.val_dataset) == 0:  # type: ignore[arg-type]
+                raise ConfigError(f"val_data {cfg['val_data']}: no items to validate on")
 
         self.fixed: Any = None
         has_snapshots = type(self.method).snapshot is not Method.snapshot
@@ -126,6 +148,7 @@ class Trainer:
         self.train_seconds = 0.0  # training wall-clock time over all sessions (the --minutes budget)
         self.budget_minutes = 0.0  # the budget that `steps` was fitted to (0: not fitted)
         self._session_start: Optional[float] = None  # perf_counter() when this session's loop began
+        self.best_val: Optional[Dict[str, float]] = None  # {"step", "value"}: the lowest validation loss so far
         self.resumed_from = resume_path
         if resume is not None:
             self._restore(resume, resume_path)
@@ -177,6 +200,7 @@ class Trainer:
         self.confirmed = state.get("confirmed")
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.budget_minutes = float(state.get("budget_minutes", 0.0))
+        self.best_val = state.get("best_val")
 
     def state_dict(self, ranks: List[Dict[str, Any]]) -> Dict[str, Any]:
         epoch, index = self.sampler.position(self.step)
@@ -193,6 +217,7 @@ class Trainer:
             "bad_streak": self.bad_streak,
             "train_seconds": self.elapsed(),
             "budget_minutes": self.budget_minutes,
+            "best_val": self.best_val,
             "config": dict(self.cfg),
             "nets": {name: net.state_dict() for name, net in self.nets.items()},
             "ema": self.ema.state_dict() if self.ema else {},
@@ -247,14 +272,54 @@ class Trainer:
         self.timings["snapshot"].append(time.perf_counter() - t0)
         return path
 
-    def export(self) -> Path:
+    def export(self, folder: str = "model", **extra_meta: Any) -> Path:
         from ganedit.formats.native import save_model
 
         t0 = time.perf_counter()
-        meta = {"method": self.method.name, "step": self.step, "images_seen": self.images_seen, "train_config": dict(self.cfg)}
-        path = save_model(self.method.export(), self.out / "model", meta=meta)
+        meta = {"method": self.method.name, "step": self.step, "images_seen": self.images_seen, "train_config": dict(self.cfg),
+                **extra_meta}
+        with kept_modes(list(self.nets.values())):  # a recipe's export may switch the live networks to eval mode
+            path = save_model(self.method.export(), self.out / folder, meta=meta)
         self.timings["export"].append(time.perf_counter() - t0)
         return path
+
+    def validate(self) -> Optional[Dict[str, float]]:
+        """Rank 0: the recipe's validation losses on the first ``val_n`` items of ``val_data``, averaged over the
+        items, logged as ``val/<name>``; with ``keep_best``, the model goes to ``<out>/model_best`` whenever its
+        ``val_metric`` is the lowest so far. The run is unchanged by it (eval mode, no_grad, its own noise, the
+        global generators restored), so validating or not trains the same weights."""
+        if not self.main or self.val_dataset is None:
+            return None
+        t0 = time.perf_counter()
+        n = len(self.val_dataset)
+        n = min(n, int(self.cfg["val_n"])) if int(self.cfg["val_n"]) > 0 else n
+        ctx = EvalContext(self.cfg, self.info.device, self.step, self.images_seen)
+        sums: Dict[str, float] = {}
+        nets = list(self.nets.values())
+        with preserved_rng(), torch.no_grad(), kept_modes(nets):
+            for net in nets:
+                net.eval()
+            for index, start in enumerate(range(0, n, self.global_batch)):
+                items = [self.val_dataset[i] for i in range(start, min(start + self.global_batch, n))]
+                ctx.begin_batch(index, len(items))
+                values = self.method.validate(to_device(torch.utils.data.default_collate(items), self.info.device), ctx) or {}
+                for key, value in values.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * len(items)
+        means = {key: total / n for key, total in sums.items()}
+        metric = type(self.method).val_metric
+        if metric not in means:
+            raise ConfigError(f"{self.method.name}: validate() gave no {metric!r} (it gave {', '.join(means) or 'nothing'})")
+        assert self.logger is not None
+        self.logger.scalars(self.step, {f"val/{key}": value for key, value in means.items()})
+        value = means[metric]
+        best = math.isfinite(value) and (self.best_val is None or value < float(self.best_val["value"]))
+        if best:
+            self.best_val = {"step": self.step, "value": value}
+        if best and self.cfg["keep_best"]:
+            path = self.export("model_best", val={metric: value, "items": n})
+            self.logger.event(self.step, "best", path=str(path), **{metric: value})
+        self.timings.setdefault("validation", []).append(time.perf_counter() - t0)
+        return means
 
     # -- signals -------------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -399,6 +464,7 @@ class Trainer:
         # Handlers first, then the workers (which ignore SIGINT/SIGTERM): a Ctrl-C from now on is ours.
         self._install_signals()
         log_every, snap_every, ckpt_every = int(cfg["log_every"]), int(cfg["snapshot_every"]), int(cfg["checkpoint_every"])
+        val_every = int(cfg["val_every"])
         patience = int(cfg["nan_patience"])
         self._session_start = time.perf_counter()
         session_steps, first_step_done = 0, 0.0
@@ -435,6 +501,8 @@ class Trainer:
                     log.flush_scalars(self.step, self.images_seen, {"lr_factor": lr_factor})
                 if snap_every and self.step % snap_every == 0:
                     self.snapshot()
+                if val_every and (self.step % val_every == 0 or self.step == self.steps):
+                    self.validate()
                 session_steps += 1
                 if session_steps == 1:
                     first_step_done = time.perf_counter()
