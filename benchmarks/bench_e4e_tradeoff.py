@@ -32,7 +32,9 @@ For each encoder (``--encoder LABEL=PATH``, e.g. pSp and e4e trained on the same
 
     python -m benchmarks.bench_e4e_tradeoff --encoder pSp=runs/psp/model --encoder e4e=runs/e4e/model \\
         --direction yaw=stylegan2-synth64/interfacegan_yaw --direction glasses=... [--n 32] \\
-        [--projection w --projection w+ --project-n 16 --project-steps 300] [--write]
+        [--projection w --projection w+ --project-n 16 --project-steps 300] [--write [--section S --title T]]
+
+The first --encoder is the one every other is compared with (the bar lines).
 """
 from __future__ import annotations
 
@@ -230,7 +232,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                     help="also score optimisation inversion in this space (repeat for both)")
     ap.add_argument("--project-n", type=int, default=16, help="images for the comparison with optimisation inversion")
     ap.add_argument("--project-steps", type=int, default=300, help="projection steps per inversion")
-    ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section e4e-tradeoff")
+    ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section (--section)")
+    ap.add_argument("--section", default="e4e-tradeoff", help="the BENCHMARKS.md section that --write replaces")
+    ap.add_argument("--title", default="encoders on ground truth (issue 14 §3)", help="the section heading's second half")
     args = ap.parse_args(argv)
 
     from ganedit.cli.invert import load_encoder
@@ -363,10 +367,10 @@ def main(argv: Optional[List[str]] = None) -> None:
             names.append(f"`{args.grid}/{name}`")
         lines += ["", f"Grids (the first {shown} in-domain images; rows: truth, reconstruction, each direction at -s and +s "
                   f"sigma, decoded from the encoder's codes): " + ", ".join(names) + "."]
-    text = "## Distortion against editability: encoders on ground truth (issue 14 §3)\n\n" + "\n".join(lines) + "\n"
+    text = f"## Distortion against editability: {args.title}\n\n" + "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        write_section("e4e-tradeoff", text)
+        write_section(args.section, text)
 
 
 if __name__ == "__main__":
