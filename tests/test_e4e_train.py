@@ -116,3 +116,22 @@ def test_a_run_from_random_weights_points_to_init_encoder(tmp_path, decoder, cap
                       "init_encoder": str(tmp_path / "a" / "model")})
     assert any("encoder warm-started from" in r.getMessage() for r in caplog.records)
     assert not any(hint in r.getMessage() for r in caplog.records)
+
+
+def test_restyle_e4e_trains_every_refinement_step_with_one_update(tmp_path, decoder):
+    """ReStyle-e4e as the official Coach: each refinement step's loss (reconstruction, the discriminator's verdict,
+    the delta regulariser) is back-propagated, one optimiser step per batch; the discriminator reads the first step's
+    codes; the exported model refines as many steps as it trained with."""
+    run = tmp_path / "rs"
+    trainer = train("e4e", {**FAST, "decoder": decoder, "out": str(run), "steps": 4, "restyle": True, "restyle_iters": 2,
+                            "optim": "adam"})
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "loss/total_iter1" in line]
+    assert len(rows) == 4
+    assert all("loss/adv_iter0" in r and "loss/adv_iter1" in r and "loss/D" in r for r in rows)
+    assert "loss/delta_iter1" not in rows[0] and rows[3]["loss/delta_iter1"] > 0  # stage 2 at step 3
+    assert rows[3]["loss/total_iter1"] > rows[3]["loss/l2_iter1"]  # the latent terms count in each step's loss
+    opt = trainer.method.opts["E"]
+    steps = [int(opt.state[p]["step"]) for group in opt.param_groups for p in group["params"] if p in opt.state]
+    assert max(steps) == 4  # the backbone: once per batch (offsets unlocked later by the stages: fewer)
+    model = ganedit.load(run / "model")
+    assert isinstance(model, E4E) and model.restyle and model.restyle_iters == 2 and model.encoder.input_nc == 6

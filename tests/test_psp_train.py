@@ -84,9 +84,13 @@ def test_image_derived_conditions():
 
 def test_restyle_training_runs_each_iteration(tmp_path, decoder):
     run = tmp_path / "rs"
-    train("psp", {**FAST, "decoder": decoder, "out": str(run), "steps": 2, "restyle": True, "restyle_iters": 2})
+    trainer = train("psp", {**FAST, "decoder": decoder, "out": str(run), "steps": 2, "restyle": True, "restyle_iters": 2,
+                            "optim": "adam"})
     rows = [r for r in _rows(run) if "loss/l2_iter1" in r]
     assert len(rows) == 2 and "loss/l2_iter0" in rows[0]
+    # as the official Coach: every refinement step back-propagates its loss, one optimiser step per batch
+    opt = trainer.method.opts["E"]
+    assert {int(opt.state[p]["step"]) for group in opt.param_groups for p in group["params"] if p in opt.state} == {2}
     model = ganedit.load(run / "model")
     assert model.restyle and model.encoder.input_nc == 6 and model.restyle_iters == 2  # encode() runs what it trained with
     with torch.no_grad():

@@ -166,7 +166,8 @@ class E4EMethod(PSPMethod):
             set_requires_grad(disc, True)
             with torch.no_grad():
                 # one random active row per sample (the official pool's candidate); the pools answer for the global batch
-                fake = self.fake_pool.query_global(discriminated_rows(model.encode(x), stage, ctx.rand(x.shape[0])), ctx)
+                codes = model.restyle_steps(x, 1)[0][0] if c["restyle"] else model.encode(x)  # ReStyle: the first step's
+                fake = self.fake_pool.query_global(discriminated_rows(codes, stage, ctx.rand(x.shape[0])), ctx)
                 real = self.real_pool.query_global(model.decoder.mapping(ctx.randn(x.shape[0], model.decoder.style_dim)), ctx)
             with ctx.autocast():
                 loss_d = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
@@ -181,33 +182,52 @@ class E4EMethod(PSPMethod):
             set_requires_grad(disc, False)
             set_requires_grad(model.encoder, True)
 
-        loss = self._encoder_loss(model, x, target, stage, ctx, logs)
-        ctx.optimize("E", loss)
+        if c["restyle"]:
+            self._restyle_encoder_step(model, x, target, stage, ctx, logs)
+        else:
+            loss = self._encoder_loss(model, x, target, stage, ctx, logs)
+            ctx.optimize("E", loss)
+            logs["loss/total"] = loss.detach()
         set_requires_grad(disc, True)
-        logs["loss/total"] = loss.detach()
         return logs
+
+    def _restyle_encoder_step(self, model: E4E, x: torch.Tensor, target: torch.Tensor, stage: int, ctx: StepContext,
+                              logs: Dict[str, Any]) -> None:
+        """ReStyle-e4e (the official Coach): every refinement step's loss (reconstruction, discriminator verdict,
+        delta regulariser) is back-propagated on its own; one optimiser step takes the summed gradients."""
+        ctx.zero_grad("E")
+        with ctx.autocast():
+            for k, (wplus, loss, step_logs) in enumerate(self._refinement_losses(model, x, target, ctx)):
+                loss = self._latent_terms(loss, model, wplus, stage, step_logs)
+                step_logs["loss/total"] = loss.detach()
+                ctx.backward(loss, "E")
+                logs.update({f"{key}_iter{k}": v for key, v in step_logs.items()})
+        ctx.apply("E")
 
     def _encoder_loss(self, model: E4E, x: torch.Tensor, target: torch.Tensor, stage: int, ctx: StepContext,
                       logs: Dict[str, Any]) -> torch.Tensor:
         """The encoder's loss at ``stage``: reconstruction, the latent discriminator's verdict on each active row,
         and the delta regulariser on the active offsets; each term is added to ``logs``."""
-        c = self.cfg
-        n_styles = model.encoder.n_styles
         with ctx.autocast():
             wplus = model.encode(x)
             loss, step_logs, _ = self._losses(model, wplus, target, ctx)
             logs.update(step_logs)
-            active = min(stage, n_styles - 1)
-            if c["w_discriminator_lambda"] > 0:
-                rows = range(active + 1)
-                adv = sum(F.softplus(-model.latent_discriminator(wplus[:, i])).mean() for i in rows) / len(rows)
-                loss = loss + c["w_discriminator_lambda"] * adv
-                logs["loss/adv"] = adv.detach()
-            if stage != INFERENCE_STAGE and active > 0:
-                deltas = wplus[:, 1:active + 1] - wplus[:, :1]
-                delta = deltas.norm(p=c["delta_norm"], dim=2).mean(0).sum()
-                loss = loss + c["delta_norm_lambda"] * delta
-                logs["loss/delta"] = delta.detach()
+            return self._latent_terms(loss, model, wplus, stage, logs)
+
+    def _latent_terms(self, loss: torch.Tensor, model: E4E, wplus: torch.Tensor, stage: int, logs: Dict[str, Any]) -> torch.Tensor:
+        """``loss`` plus the latent discriminator's verdict on each active row and the delta regulariser."""
+        c = self.cfg
+        active = min(stage, model.encoder.n_styles - 1)
+        if c["w_discriminator_lambda"] > 0:
+            rows = range(active + 1)
+            adv = sum(F.softplus(-model.latent_discriminator(wplus[:, i])).mean() for i in rows) / len(rows)
+            loss = loss + c["w_discriminator_lambda"] * adv
+            logs["loss/adv"] = adv.detach()
+        if stage != INFERENCE_STAGE and active > 0:
+            deltas = wplus[:, 1:active + 1] - wplus[:, :1]
+            delta = deltas.norm(p=c["delta_norm"], dim=2).mean(0).sum()
+            loss = loss + c["delta_norm_lambda"] * delta
+            logs["loss/delta"] = delta.detach()
         return loss
 
     def validate(self, batch: Any, ctx: StepContext) -> Dict[str, Any]:

@@ -42,7 +42,7 @@ Example (CPU; the decoder is any StyleGAN2 checkpoint, native or rosinality)::
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -466,21 +466,34 @@ class PSPMethod(Method):
                 if train:
                     ctx.optimize("E", loss)
                 return logs
-            w = model.average_wplus(x.shape[0])
-            with torch.no_grad():
-                current = model.decode(w[:1]).expand(x.shape[0], -1, -1, -1)
+            # ReStyle (the official Coach): each refinement step reads [input, the previous output] with the previous
+            # code detached, its loss is back-propagated on its own, and one optimiser step takes the summed gradients.
+            if train:
+                ctx.zero_grad("E")
             logs = {}
-            for k in range(int(self.cfg["restyle_iters"])):
-                delta = model.encoder(torch.cat([x, model.to_encoder_input(current)], 1))
-                w = w.detach() + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
-                loss, step_logs, out = self._losses(model, w, target, ctx)
+            for k, (w, loss, step_logs) in enumerate(self._refinement_losses(model, x, target, ctx)):
                 if train:
-                    ctx.optimize("E", loss)
-                current = out.detach()
+                    ctx.backward(loss, "E")
                 logs.update({f"{key}_iter{k}": v for key, v in step_logs.items()})
-            if not train:
+            if train:
+                ctx.apply("E")
+            else:
                 logs["loss/total"] = loss.detach()
             return logs
+
+    def _refinement_losses(self, model: PSP, x: torch.Tensor, target: torch.Tensor,
+                           ctx: StepContext) -> Iterator[Tuple[torch.Tensor, torch.Tensor, Dict[str, Any]]]:
+        """ReStyle's refinement steps from the average code and its image: (w+, loss, logs) of each, the code and the
+        image handed to the next step detached, so that each loss trains one step."""
+        w = model.average_wplus(x.shape[0])
+        with torch.no_grad():
+            current = model.decode(w[:1]).expand(x.shape[0], -1, -1, -1)
+        for _ in range(int(self.cfg["restyle_iters"])):
+            delta = model.encoder(torch.cat([x, model.to_encoder_input(current)], 1))
+            w = w.detach() + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
+            loss, logs, out = self._losses(model, w, target, ctx)
+            yield w, loss, logs
+            current = out.detach()
 
     # -- snapshots, export ---------------------------------------------------------------------------------
     def snapshot(self, inputs: Any) -> torch.Tensor:
