@@ -35,10 +35,14 @@ CASES = {
     # pSp / e4e: IR-SE BatchNorm, the frozen decoder's random noise; ReStyle's refinement steps; e4e's stage change
     # (stage 0 at step 0, 1 at step 1), latent D with R1 (step 0) and its w pools (filled, then swapping)
     "psp": {**PSP_TINY, "task": "encode", "w_norm_lambda": 0.01},
-    # ReStyle: 2 updates a step, each feeding the next; at lr 0.05 the rounding grew to 5e-4 of the update in 2 steps
+    # ReStyle: 2 refinement steps, the second reading the first's output, back-propagated into one update (lr 0.01:
+    # when each step was its own update, at lr 0.05 the rounding grew to 5e-4 of the update in 2 steps)
     "psp_sketch": {**PSP_TINY, "method": "psp", "task": "sketch", "restyle": True, "restyle_iters": 2, "lr": 0.01},
     "e4e": {**PSP_TINY, "similarity_lambda": 0.0, "progressive_start": 1, "progressive_step_every": 1, "w_pool_size": 3,
             "d_reg_every": 2, "w_discriminator_lr": 0.05},
+    # ReStyle-e4e: the discriminator on the first refinement step's codes, each step's loss with its latent terms
+    "e4e_restyle": {**PSP_TINY, "method": "e4e", "similarity_lambda": 0.0, "progressive_start": 1, "progressive_step_every": 1,
+                    "w_pool_size": 3, "d_reg_every": 2, "w_discriminator_lr": 0.05, "restyle": True, "restyle_iters": 2, "lr": 0.01},
 }
 SCRIPT = Path(__file__).with_name("ddp_method_step.py")
 

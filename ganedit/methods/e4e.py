@@ -41,6 +41,11 @@ without one, ``init_encoder`` = a pSp encode model of the same domain is its sta
 reconstructs 0.9 dB better than e4e from scratch and leaks 0.88-0.91x pSp's, at about the same LEC (1.31-1.32x
 against 1.36x).
 
+ReStyle-e4e (``restyle=true``, the official ReStyle Coach): every refinement step's loss (reconstruction, the
+discriminator's verdict on the active rows, the delta regulariser) is back-propagated from the detached previous
+step, and one optimiser step per batch takes the summed gradients; the discriminator trains once per batch on the
+first refinement step's codes (with latent_avg, as above).
+
 N processes train as one process holding the global batch: on top of pSp's global BatchNorm and decoder noise
 (``ganedit.methods.psp``), the real w are the mapping of z drawn through ``ctx.randn``, and the two w pools are
 run-wide pools: every process queries them with the whole batch and the same draws (``ImagePool.query_global``,

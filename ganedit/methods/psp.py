@@ -26,8 +26,9 @@ lpips 0.8, l2 1, id 0.1, w_norm 0.005; inpaint (never released) takes super_reso
 fresh run under the user's options (``--set`` wins; ``--dry-run`` and the saved train_config show the values used).
 A resumed run keeps its checkpoint's values; keys it predates take ``defaults``, which add no new term. The
 decoder is frozen and its noise random, as in the official Coach. Optimiser: Ranger (default, as pSp) or Adam, lr 1e-4.
-``restyle=true`` trains a ReStyle encoder: it reads [input, current reconstruction] and each of
-``restyle_iters`` refinement steps is its own update from the detached previous step.
+``restyle=true`` trains a ReStyle encoder: it reads [input, current reconstruction]; as in the official Coach, each
+of ``restyle_iters`` refinement steps starts from the detached previous one and back-propagates its own loss, and
+one optimiser step per batch takes the summed gradients.
 
 N processes train as one process holding the global batch (docs/training.md, "What N processes guarantee"):
 the IR-SE backbone's BatchNorm uses the global batch's statistics (``ganedit.nn.global_batch``; the state-dict
