@@ -266,3 +266,24 @@ def test_device_cuda_without_a_gpu_is_a_clear_error(setup, tmp_path, capsys, mon
         main(["project", "--model", str(root / "G"), str(root / "faces"), "-o", str(tmp_path / "o"), "--device", "cuda"])
     assert exc.value.code == 2 and "--device cuda: CUDA is not available" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_edit_an_image_through_an_encoder(setup, tmp_path):
+    """`ganedit edit IMAGE --encoder E --direction D --strength s` (also spelt --invert E): the image's code is the
+    encoder's, the strip shows the input, then the code edited at each strength."""
+    root, G, _ = setup
+    encoder = ConstantEncoder(G.g_ema.config, G.n_latent, 16)
+    encoder.decoder.load_state_dict(G.g_ema.state_dict())
+    ganedit.save(encoder, tmp_path / "enc")
+    direction = torch.randn(16, generator=torch.Generator().manual_seed(4))
+    torch.save(direction, tmp_path / "d.pt")
+    face = sorted((root / "faces").iterdir())[0]
+    for flag, out in (("--encoder", tmp_path / "e.png"), ("--invert", tmp_path / "i.png")):
+        main(["edit", str(face), "--model", str(root / "G"), flag, str(tmp_path / "enc"), "--direction", str(tmp_path / "d.pt"),
+              "--raw", "--strength", "0,2", "-o", str(out)])
+    cells = _cells(tmp_path / "e.png", 3)
+    with torch.no_grad():
+        expected = [G.g_ema.synthesis(L.apply(encoder.code[None], direction, s, None), "const") for s in (0, 2)]
+    for cell, image in zip(cells[1:], expected):
+        assert np.abs(cell.astype(int) - _png(image).astype(int)).max() <= 1
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "e.png")), np.asarray(Image.open(tmp_path / "i.png")))

@@ -204,8 +204,8 @@ def register(cli: click.Group) -> None:
     @click.option("--n", "n_strengths", default=7, show_default=True, help="Number of strengths in a range.")
     @click.option("--layers", default=None, help="w+ rows to edit or mix: a-b (inclusive), coarse, middle, fine. "
                   "Default: the direction file's layers, else all (edit) / coarse (mix).")
-    @click.option("--invert", default="project", show_default=True,
-                  help="How images become codes: project, pti, or an ENCODER checkpoint (pSp/e4e).")
+    @click.option("--invert", "--encoder", "invert", default="project", show_default=True,
+                  help="How images become codes: project, pti, or an ENCODER checkpoint (pSp/e4e; --encoder E4E says the same).")
     @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True, help=SPACE_HELP)
     @click.option("--steps", default=500, show_default=True, help="Projection steps (the PTI pivot's too).")
     @click.option("--interpolate", "other_interp", default=None, type=click.Path(exists=True),
