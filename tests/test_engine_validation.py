@@ -92,6 +92,18 @@ def test_refusals(tmp_path, decoder):
         resolve(get_method("psp"), {"val_n": -1})
     with pytest.raises(ganedit.errors.DataError, match="val_data .*nope"):
         train("psp", {**_options("psp", decoder), "val_data": str(tmp_path / "nope"), "val_every": 2, "out": str(tmp_path / "p")})
+    # a bad held-out file stops the run before it trains (not at its first validation, losing the steps since a checkpoint)
+    from ganedit.data.io import write_image
+
+    folder = tmp_path / "heldout"
+    folder.mkdir()
+    for i in range(3):
+        write_image(torch.zeros(3, 32, 32), folder / f"{i}.png")
+    (folder / "3.png").write_bytes(b"not a png")
+    with pytest.raises(ganedit.errors.DataError, match="val_data .*3.png"):
+        train("psp", {**_options("psp", decoder), "val_data": str(folder), "val_every": 5, "steps": 10,
+                      "checkpoint_every": 2, "out": str(tmp_path / "bad")})
+    assert not (tmp_path / "bad" / "checkpoints").exists()
     ctx = EvalContext({"batch": 2, "precision": "fp32", "seed": 0}, torch.device("cpu"), 0, 0)
     with pytest.raises(RuntimeError, match="validation cannot train"):
         ctx.optimize("E", torch.zeros(()))

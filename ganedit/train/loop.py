@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Type
 import numpy as np
 import torch
 
-from ganedit.errors import CheckpointError, ConfigError, DataError, GaneditError, PeerLost
+from ganedit.errors import CheckpointError, ConfigError, DataError, GaneditError, ImageError, PeerLost
 from ganedit.formats.atomic import remove_temporaries
 from ganedit.methods import get_method
 from ganedit.methods.base import Method
@@ -123,10 +123,12 @@ class Trainer:
                 raise ConfigError(f"{method_cls.name} has no validation loss: leave val_every at 0")
             try:
                 self.val_dataset = self.method.build_val_data()
-            except DataError as exc:
+                if len(self.val_dataset) == 0:  # type: ignore[arg-type]
+                    raise ConfigError(f"val_data {cfg['val_data']}: no items to validate on")
+                for i in range(self._val_count()):  # read each once now: a bad file stops the run before it trains
+                    self.val_dataset[i]
+            except (DataError, ImageError) as exc:
                 raise DataError(f"val_data (held-out data for validation): {exc}") from None
-            if len(self.val_dataset) == 0:  # type: ignore[arg-type]
-                raise ConfigError(f"val_data {cfg['val_data']}: no items to validate on")
 
         self.fixed: Any = None
         has_snapshots = type(self.method).snapshot is not Method.snapshot
@@ -283,6 +285,11 @@ class Trainer:
         self.timings["export"].append(time.perf_counter() - t0)
         return path
 
+    def _val_count(self) -> int:
+        """How many items of val_data a validation reads: its first val_n (0: all)."""
+        n = len(self.val_dataset)
+        return min(n, int(self.cfg["val_n"])) if int(self.cfg["val_n"]) > 0 else n
+
     def validate(self) -> Optional[Dict[str, float]]:
         """Rank 0: the recipe's validation losses on the first ``val_n`` items of ``val_data``, averaged over the
         items, logged as ``val/<name>``; with ``keep_best``, the model goes to ``<out>/model_best`` whenever its
@@ -291,8 +298,7 @@ class Trainer:
         if not self.main or self.val_dataset is None:
             return None
         t0 = time.perf_counter()
-        n = len(self.val_dataset)
-        n = min(n, int(self.cfg["val_n"])) if int(self.cfg["val_n"]) > 0 else n
+        n = self._val_count()
         ctx = EvalContext(self.cfg, self.info.device, self.step, self.images_seen)
         sums: Dict[str, float] = {}
         nets = list(self.nets.values())
