@@ -104,6 +104,11 @@ def test_refusals(tmp_path, decoder):
         train("psp", {**_options("psp", decoder), "val_data": str(folder), "val_every": 5, "steps": 10,
                       "checkpoint_every": 2, "out": str(tmp_path / "bad")})
     assert not (tmp_path / "bad" / "checkpoints").exists()
+    # a file that goes bad during the run: that validation is skipped with a warning, training goes on
+    (folder / "3.png").unlink()
+    run = train("psp", {**_options("psp", decoder), "val_data": str(folder), "val_every": 1, "steps": 1, "out": str(tmp_path / "ok")})
+    (folder / "1.png").write_bytes(b"broken since")
+    assert run.validate() is None and run.best_val is not None and run.best_val["step"] == 1
     ctx = EvalContext({"batch": 2, "precision": "fp32", "seed": 0}, torch.device("cpu"), 0, 0)
     with pytest.raises(RuntimeError, match="validation cannot train"):
         ctx.optimize("E", torch.zeros(()))

@@ -302,11 +302,16 @@ class Trainer:
         ctx = EvalContext(self.cfg, self.info.device, self.step, self.images_seen)
         sums: Dict[str, float] = {}
         nets = list(self.nets.values())
+        assert self.logger is not None
         with preserved_rng(), torch.no_grad(), kept_modes(nets):
             for net in nets:
                 net.eval()
             for index, start in enumerate(range(0, n, self.global_batch)):
-                items = [self.val_dataset[i] for i in range(start, min(start + self.global_batch, n))]
+                try:
+                    items = [self.val_dataset[i] for i in range(start, min(start + self.global_batch, n))]
+                except (DataError, ImageError, OSError) as exc:  # checked at the start: changed since; training goes on
+                    self.logger.warn(f"step {self.step}: validation skipped, val_data cannot be read now: {exc}")
+                    return None
                 ctx.begin_batch(index, len(items))
                 values = self.method.validate(to_device(torch.utils.data.default_collate(items), self.info.device), ctx) or {}
                 for key, value in values.items():
@@ -315,7 +320,6 @@ class Trainer:
         metric = type(self.method).val_metric
         if metric not in means:
             raise ConfigError(f"{self.method.name}: validate() gave no {metric!r} (it gave {', '.join(means) or 'nothing'})")
-        assert self.logger is not None
         self.logger.scalars(self.step, {f"val/{key}": value for key, value in means.items()})
         value = means[metric]
         best = math.isfinite(value) and (self.best_val is None or value < float(self.best_val["value"]))
