@@ -216,8 +216,10 @@ class PSPMethod(Method):
         "restyle": False,
         "restyle_iters": 3,
         "init_encoder": "",  # a trained pSp / e4e model whose encoder weights start this one ("" = random init)
+        # not in the official recipes: ||E(G(E(x))) - E(x)|| per w+ row, the encoder's round trip on its own output
+        "cycle_lambda": 0.0,
     }
-    limits = {key: Range(0) for key in LOSS_KEYS}
+    limits = {**{key: Range(0) for key in LOSS_KEYS}, "cycle_lambda": Range(0)}
     task_losses: Dict[str, Dict[str, float]] = TASK_LOSSES
     snapshot_columns = 3  # input | output | target
 
@@ -238,6 +240,8 @@ class PSPMethod(Method):
     @classmethod
     def check_config(cls, cfg: Mapping[str, Any]) -> None:
         super().check_config(cfg)
+        if cfg.get("cycle_lambda", 0) > 0 and cfg.get("task", "encode") != "encode":
+            raise ConfigError(f"{cls.name}: cycle_lambda needs task=encode (the encoder must read the images it makes)")
         if cfg.get("id_lambda", 0) > 0 and cfg.get("moco_lambda", 0) > 0:
             raise ConfigError(f"{cls.name}: id_lambda and moco_lambda are both > 0; choose one similarity loss (set the other to 0)")
 
@@ -429,6 +433,13 @@ class PSPMethod(Method):
             w_norm = offset.norm(2, dim=(1, 2)).mean()
             loss = loss + c["w_norm_lambda"] * w_norm
             logs["loss/w_norm"] = w_norm.detach()
+        if c["cycle_lambda"] > 0:
+            # the encoder reads its own reconstruction and must give back its code; both sides detached, so the
+            # term trains the encoder's precision on generated images and cannot be met by shrinking the codes
+            back = model.encode(out.detach())
+            cycle = (back - wplus.detach()).norm(dim=2).mean()
+            loss = loss + c["cycle_lambda"] * cycle
+            logs["loss/cycle"] = cycle.detach()
         logs["loss/total"] = loss.detach()
         return loss, logs, out
 
