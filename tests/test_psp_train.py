@@ -215,3 +215,16 @@ def test_trained_restyle_refines_its_own_output_step_by_step(tmp_path, decoder):
         start = model.decode(model.latent_avg.expand(len(truth), -1, -1))
     errors = [_mse(start, truth)] + [_mse(img, truth) for _, img in steps]
     assert errors[1] < errors[0] and errors[2] < errors[1], errors
+
+
+def test_cycle_term_is_the_round_trip_of_the_encoder(tmp_path, decoder):
+    """cycle_lambda (not in the official recipes) adds lambda * ||E(G(E(x))) - E(x)|| per w+ row to the loss, with
+    both sides detached (the encoder is trained to read its own reconstruction back, not to shrink its codes)."""
+    run = tmp_path / "c"
+    train("psp", {**FAST, "decoder": decoder, "out": str(run), "steps": 2, "cycle_lambda": 0.5, "w_norm_lambda": 0.0})
+    rows = [r for r in _rows(run) if "loss/cycle" in r]
+    assert len(rows) == 2 and all(r["loss/cycle"] > 0 for r in rows)
+    for r in rows:
+        assert r["loss/total"] == pytest.approx(r["loss/l2"] + 0.5 * r["loss/cycle"], rel=1e-5)
+    with pytest.raises(ConfigError, match="cycle_lambda needs task=encode"):
+        train("psp", {**FAST, "decoder": decoder, "out": str(tmp_path / "s"), "steps": 1, "task": "sketch", "cycle_lambda": 0.1})
