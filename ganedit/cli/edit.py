@@ -204,8 +204,10 @@ def register(cli: click.Group) -> None:
     @click.option("--n", "n_strengths", default=7, show_default=True, help="Number of strengths in a range.")
     @click.option("--layers", default=None, help="w+ rows to edit or mix: a-b (inclusive), coarse, middle, fine. "
                   "Default: the direction file's layers, else all (edit) / coarse (mix).")
-    @click.option("--invert", "--encoder", "invert", default="project", show_default=True,
-                  help="How images become codes: project, pti, or an ENCODER checkpoint (pSp/e4e; --encoder E4E says the same).")
+    @click.option("--invert", default="project", show_default=True,
+                  help="How images become codes: project, pti, or an ENCODER checkpoint (pSp/e4e).")
+    # issue 14's spelling of --invert ENCODER, accepted but not shown (one spelling per concept in the help)
+    @click.option("--encoder", "encoder_path", default=None, hidden=True)
     @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True, help=SPACE_HELP)
     @click.option("--steps", default=500, show_default=True, help="Projection steps (the PTI pivot's too).")
     @click.option("--interpolate", "other_interp", default=None, type=click.Path(exists=True),
@@ -216,7 +218,8 @@ def register(cli: click.Group) -> None:
     @device_option()
     def edit_cmd(inputs: Tuple[str, ...], model_path: str, output: str, direction: Optional[str], component: str,
                  sigma: bool, strength: str, n_strengths: int, layers: Optional[str], invert: str, space: str, steps: int,
-                 other_interp: Optional[str], other_mix: Optional[str], lpips_weights: Optional[str], device: str) -> None:
+                 other_interp: Optional[str], other_mix: Optional[str], lpips_weights: Optional[str], device: str,
+                 encoder_path: Optional[str] = None) -> None:
         """Edit INPUTS (images, latents files or PTI files) with the StyleGAN2 --model and write a strip per input:
         the input image (if any), then one decoded code per strength / alpha / mix.
 
@@ -232,6 +235,10 @@ def register(cli: click.Group) -> None:
         from ganedit.data.io import write_grid
         from ganedit.edit.latents import interpolate, mix, strip
 
+        if encoder_path is not None:
+            if invert != "project" and invert != encoder_path:
+                raise ConfigError(f"--encoder {encoder_path} and --invert {invert} disagree: give one of them")
+            invert = encoder_path
         modes = [m for m in (direction, other_interp, other_mix) if m is not None]
         if len(modes) != 1:
             raise ConfigError("give exactly one of --direction, --interpolate, --mix-with")
