@@ -171,7 +171,8 @@ class E4EMethod(PSPMethod):
             set_requires_grad(disc, True)
             with torch.no_grad():
                 # one random active row per sample (the official pool's candidate); the pools answer for the global batch
-                codes = model.restyle_steps(x, 1)[0][0] if c["restyle"] else model.encode(x)  # ReStyle: the first step's
+                # ReStyle: the first refinement step's codes
+                codes = model.restyle_update(x, *model.restyle_start(x.shape[0])) if c["restyle"] else model.encode(x)
                 fake = self.fake_pool.query_global(discriminated_rows(codes, stage, ctx.rand(x.shape[0])), ctx)
                 real = self.real_pool.query_global(model.decoder.mapping(ctx.randn(x.shape[0], model.decoder.style_dim)), ctx)
             with ctx.autocast():

@@ -497,12 +497,10 @@ class PSPMethod(Method):
                            ctx: StepContext) -> Iterator[Tuple[torch.Tensor, torch.Tensor, Dict[str, Any]]]:
         """ReStyle's refinement steps from the average code and its image: (w+, loss, logs) of each, the code and the
         image handed to the next step detached, so that each loss trains one step."""
-        w = model.average_wplus(x.shape[0])
         with torch.no_grad():
-            current = model.decode(w[:1]).expand(x.shape[0], -1, -1, -1)
+            w, current = model.restyle_start(x.shape[0])
         for _ in range(int(self.cfg["restyle_iters"])):
-            delta = model.encoder(torch.cat([x, model.to_encoder_input(current)], 1))
-            w = w.detach() + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
+            w = model.restyle_update(x, w.detach(), current)
             loss, logs, out = self._losses(model, w, target, ctx)
             yield w, loss, logs
             current = out.detach()

@@ -328,15 +328,23 @@ class PSP(nn.Module):
         if n_iters < 1:
             raise ConfigError(f"ReStyle needs n_iters >= 1, got {n_iters}")
         x = self.to_encoder_input(images)
-        w = self.average_wplus(x.shape[0])
-        current = self.decode(w[:1]).expand(x.shape[0], -1, -1, -1)
+        w, current = self.restyle_start(x.shape[0])
         steps = []
         for _ in range(n_iters):
-            delta = self.encoder(torch.cat([x, self.to_encoder_input(current)], 1))
-            w = w + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
+            w = self.restyle_update(x, w, current)
             current = self.decode(w)
             steps.append((w, current))
         return steps
+
+    def restyle_start(self, batch: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """ReStyle's starting point for ``batch`` inputs: the average w+ and its image."""
+        w = self.average_wplus(batch)
+        return w, self.decode(w[:1]).expand(batch, -1, -1, -1)
+
+    def restyle_update(self, x: torch.Tensor, w: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """One ReStyle step: ``w`` plus the encoder's residual for [encoder input ``x``, the current image]."""
+        delta = self.encoder(torch.cat([x, self.to_encoder_input(current)], 1))
+        return w + (delta.unsqueeze(1) if delta.dim() == 2 else delta)
 
     # -- the official call -----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, resize: bool = True, latent_mask: Optional[Sequence[int]] = None, input_code: bool = False,

@@ -53,6 +53,13 @@ def _mix(*values: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
+def autocast_region(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager[Any]:
+    """Autocast to ``dtype`` on ``device``; a no-op for None (fp32)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 class TrainContext(StepContext):
     def __init__(self, cfg: Dict[str, Any], info: DistInfo, opts: Dict[str, torch.optim.Optimizer]) -> None:
         self.cfg = cfg
@@ -84,9 +91,7 @@ class TrainContext(StepContext):
 
     # -- StepContext -------------------------------------------------------------------------------------------
     def autocast(self) -> ContextManager[Any]:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return autocast_region(self.device, self.dtype)
 
     def _opt(self, name: str) -> torch.optim.Optimizer:
         try:
@@ -183,9 +188,7 @@ class EvalContext(StepContext):
         self.batch = self.global_batch = size
 
     def autocast(self) -> ContextManager[Any]:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return autocast_region(self.device, self.dtype)
 
     def _no_training(self, *args: Any) -> Any:
         raise RuntimeError("validation cannot train: validate() must not call zero_grad, backward, apply or optimize")

@@ -156,7 +156,7 @@ class Trainer:
             self._restore(resume, resume_path)
         self.stopped_by: Optional[str] = None
         self.step_times: List[float] = []
-        self.timings: Dict[str, List[float]] = {"checkpoint": [], "snapshot": [], "export": []}
+        self.timings: Dict[str, List[float]] = {"checkpoint": [], "snapshot": [], "export": [], "validation": []}
         self._signal: Optional[str] = None
         self._previous_handlers: Dict[int, Any] = {}
         self.logger: Optional[RunLogger] = None
@@ -328,7 +328,7 @@ class Trainer:
         if best and self.cfg["keep_best"]:
             path = self.export("model_best", val={metric: value, "items": n})
             self.logger.event(self.step, "best", path=str(path), **{metric: value})
-        self.timings.setdefault("validation", []).append(time.perf_counter() - t0)
+        self.timings["validation"].append(time.perf_counter() - t0)
         return means
 
     # -- signals -------------------------------------------------------------------------------------------------
